@@ -1,0 +1,39 @@
+# Obol: `make run` serves the demo on http://127.0.0.1:8000, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.obol-installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite test-postgres bench venv clean
+
+venv: $(STAMP)
+
+# (Re)create the virtualenv and install Obol with its test tools whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/obol run
+
+test: test-sqlite test-postgres
+
+test-sqlite: venv
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Runs the whole suite again on PostgreSQL when OBOL_TEST_DATABASE_URL is set (.ci/run sets it).
+test-postgres: venv
+	@if [ -n "$(OBOL_TEST_DATABASE_URL)" ]; then \
+		echo "== tests on PostgreSQL ($(OBOL_TEST_DATABASE_URL))"; \
+		OBOL_DATABASE_URL="$(OBOL_TEST_DATABASE_URL)" $(BIN)/pytest -q $(PYTEST_ARGS); \
+	elif [ "$(CI)" = "true" ]; then \
+		echo "CI=true but OBOL_TEST_DATABASE_URL is not set: PostgreSQL tests cannot be skipped in CI"; exit 1; \
+	else \
+		echo "== PostgreSQL tests skipped: set OBOL_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test"; \
+	fi
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

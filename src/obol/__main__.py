@@ -1,0 +1,3 @@
+from obol.cli import main
+
+main()

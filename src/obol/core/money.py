@@ -1,0 +1,127 @@
+"""Amounts: an exact Decimal with its unit. Never a float.
+
+Arithmetic runs in a wide decimal context (60 digits) so that 18-decimal crypto amounts add up
+exactly; rounding is never implicit here, it happens at the named places in `rounding.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow
+
+from obol.core.errors import UnitMismatch, ValidationFailed
+from obol.core.units import Unit, get_unit
+
+EXACT = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow])
+
+
+def to_decimal(value, *, field: str | None = None) -> Decimal:
+    """Decimal from a Decimal, int or numeric string; floats are refused (they are not exact)."""
+    if isinstance(value, bool):
+        raise ValidationFailed(f"{value!r} is not an amount", field=field)
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValidationFailed(f"{value!r} is not a decimal number", field=field) from None
+    elif isinstance(value, float):
+        raise ValidationFailed(
+            f"{value!r} is a float; amounts must be given as decimal strings or integers", field=field
+        )
+    else:
+        raise ValidationFailed(f"{value!r} is not an amount", field=field)
+    if not result.is_finite():
+        raise ValidationFailed(f"{value!r} is not a finite number", field=field)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    value: Decimal
+    unit: Unit
+
+    def __init__(self, value, unit: Unit | str):
+        object.__setattr__(self, "value", to_decimal(value))
+        object.__setattr__(self, "unit", get_unit(unit))
+
+    @classmethod
+    def zero(cls, unit: Unit | str) -> Amount:
+        return cls(Decimal(0), unit)
+
+    def _same_unit(self, other: object, verb: str) -> Amount:
+        if not isinstance(other, Amount):
+            raise TypeError(f"cannot {verb} {type(other).__name__} and an Amount")
+        if other.unit != self.unit:
+            raise UnitMismatch(
+                f"cannot {verb} {self} and {other}: units differ ({self.unit.code} vs {other.unit.code})"
+            )
+        return other
+
+    def __add__(self, other: Amount) -> Amount:
+        other = self._same_unit(other, "add")
+        return Amount(EXACT.add(self.value, other.value), self.unit)
+
+    def __sub__(self, other: Amount) -> Amount:
+        other = self._same_unit(other, "subtract")
+        return Amount(EXACT.subtract(self.value, other.value), self.unit)
+
+    def __mul__(self, factor) -> Amount:
+        if isinstance(factor, Amount):
+            raise TypeError("an Amount multiplies by a number, not by another Amount")
+        return Amount(EXACT.multiply(self.value, to_decimal(factor)), self.unit)
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Amount:
+        return Amount(-self.value, self.unit)
+
+    def __abs__(self) -> Amount:
+        return Amount(abs(self.value), self.unit)
+
+    def __lt__(self, other: Amount) -> bool:
+        return self.value < self._same_unit(other, "compare").value
+
+    def __le__(self, other: Amount) -> bool:
+        return self.value <= self._same_unit(other, "compare").value
+
+    def __gt__(self, other: Amount) -> bool:
+        return self.value > self._same_unit(other, "compare").value
+
+    def __ge__(self, other: Amount) -> bool:
+        return self.value >= self._same_unit(other, "compare").value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Amount) and other.unit == self.unit and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash((self.value, self.unit.code))
+
+    def is_zero(self) -> bool:
+        return self.value == 0
+
+    def convert(self, unit: Unit | str) -> Amount:
+        """Exact conversion inside one dimension (seconds to minutes, bytes to megabytes)."""
+        target = get_unit(unit)
+        if target == self.unit:
+            return self
+        if self.unit.dimension is None or self.unit.dimension != target.dimension:
+            raise UnitMismatch(f"cannot convert {self.unit.code} to {target.code}: different dimensions")
+        base = EXACT.multiply(self.value, self.unit.base_factor)
+        return Amount(EXACT.divide(base, target.base_factor), target)
+
+    def __str__(self) -> str:
+        return f"{format(self.value, 'f')} {self.unit.code}"
+
+    def __repr__(self) -> str:
+        return f"Amount('{format(self.value, 'f')}', '{self.unit.code}')"
+
+
+def sum_amounts(amounts, unit: Unit | str) -> Amount:
+    """Exact sum of amounts of one unit (the empty sum is zero of that unit)."""
+    total = Amount.zero(unit)
+    for amount in amounts:
+        total = total + amount
+    return total

@@ -1,0 +1,108 @@
+"""The one tenancy mechanism.
+
+Every tenant-owned model derives from `TenantOwned`. Its default manager only ever returns rows
+of the tenant in scope and raises `TenantNotSet` when no tenant is in scope, so a forgotten
+filter fails loudly instead of leaking another operator's data. The scope is set once per
+entry point: the web middleware (staff user's tenant), the API key authentication, and
+`tenant_context(...)` in commands and tests. Saving a row fills its tenant from the scope and
+refuses a row of another tenant. Cross-tenant work (platform superusers, system maintenance)
+says so explicitly with `all_tenants()`.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.db import models
+
+from obol.core.errors import NotFound, TenantNotSet
+
+
+class _AllTenants:
+    def __repr__(self) -> str:
+        return "<all tenants>"
+
+
+ALL_TENANTS = _AllTenants()
+_scope: ContextVar = ContextVar("obol_tenant_scope", default=None)
+
+
+def current_scope():
+    return _scope.get()
+
+
+def current_tenant():
+    """The tenant in scope; raises when there is none or when the scope is all tenants."""
+    scope = _scope.get()
+    if scope is None or scope is ALL_TENANTS:
+        raise TenantNotSet("this needs one tenant in scope: wrap the work in tenant_context(tenant)")
+    return scope
+
+
+@contextmanager
+def tenant_context(tenant):
+    token = _scope.set(tenant)
+    try:
+        yield tenant
+    finally:
+        _scope.reset(token)
+
+
+@contextmanager
+def all_tenants():
+    token = _scope.set(ALL_TENANTS)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def activate(tenant_or_all) -> None:
+    """Set the scope for the rest of the current request (the middleware resets it afterwards)."""
+    _scope.set(tenant_or_all)
+
+
+def reset_scope():
+    return _scope.set(None)
+
+
+class TenantQuerySet(models.QuerySet):
+    def get_or_404(self, what: str = "", **lookup):
+        try:
+            return self.get(**lookup)
+        except self.model.DoesNotExist:
+            label = what or self.model._meta.verbose_name
+            raise NotFound(f"{label} not found") from None
+
+
+class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+    def get_queryset(self):
+        scope = _scope.get()
+        if scope is None:
+            raise TenantNotSet(
+                f"{self.model.__name__} is tenant-owned: read it inside tenant_context(tenant) "
+                "(or all_tenants() for platform work)"
+            )
+        queryset = super().get_queryset()
+        if scope is ALL_TENANTS:
+            return queryset
+        return queryset.filter(tenant_id=scope.pk)
+
+
+class TenantOwned(models.Model):
+    tenant = models.ForeignKey("core.Tenant", on_delete=models.PROTECT, related_name="+", db_index=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        scope = _scope.get()
+        if self.tenant_id is None:
+            self.tenant = current_tenant()
+        elif scope is None:
+            raise TenantNotSet(f"saving {type(self).__name__} needs a tenant in scope")
+        elif scope is not ALL_TENANTS and scope.pk != self.tenant_id:
+            raise NotFound(f"{self._meta.verbose_name} not found")
+        super().save(*args, **kwargs)

@@ -1,0 +1,138 @@
+"""The CRM side: resellers, customers (people and companies), their contacts and addresses,
+and billing accounts (what is invoiced and later holds pockets)."""
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from obol.core import clock
+from obol.core.fields import ExactDecimalField, UnitField
+from obol.core.tenancy import TenantOwned
+
+
+class Reseller(TenantOwned):
+    """A wholesale partner inside a tenant, selling to its own customers."""
+
+    code = models.SlugField(max_length=40)
+    name = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "code"], name="reseller_code_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(TenantOwned):
+    class Kind(models.TextChoices):
+        PERSON = "person", "Person"
+        COMPANY = "company", "Company"
+
+    number = models.CharField(max_length=40, help_text="Customer number, unique in the tenant")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PERSON)
+    name = models.CharField(max_length=200, help_text="Full name of the person, or the company's name")
+    legal_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    tax_id = models.CharField(max_length=40, blank=True, help_text="VAT or tax number, validated for the country")
+    language = models.CharField(max_length=8, blank=True)
+    reseller = models.ForeignKey(Reseller, null=True, blank=True, on_delete=models.PROTECT, related_name="customers")
+    external_ref = models.CharField(max_length=80, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "number"], name="customer_number_per_tenant")]
+        indexes = [models.Index(fields=["tenant", "name"])]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"
+
+
+class Contact(TenantOwned):
+    class Role(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        BILLING = "billing", "Billing"
+        TECHNICAL = "technical", "Technical"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.PRIMARY)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"
+
+
+class Address(TenantOwned):
+    class Kind(models.TextChoices):
+        BILLING = "billing", "Billing"
+        SERVICE = "service", "Service"
+        LEGAL = "legal", "Legal"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="addresses")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BILLING)
+    line1 = models.CharField(max_length=200)
+    line2 = models.CharField(max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=100)
+    region = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2)
+
+    class Meta:
+        verbose_name_plural = "addresses"
+
+    def __str__(self) -> str:
+        return f"{self.line1}, {self.postal_code} {self.city}, {self.country}"
+
+
+class BillingAccount(TenantOwned):
+    """What is invoiced. A customer may have several; a child account may be paid by its parent."""
+
+    class Mode(models.TextChoices):
+        PREPAID = "prepaid", "Prepaid"
+        POSTPAID = "postpaid", "Postpaid"
+        HYBRID = "hybrid", "Hybrid"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed"
+
+    number = models.CharField(max_length=40, help_text="Account number, unique in the tenant")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="accounts")
+    name = models.CharField(max_length=200, blank=True)
+    currency = UnitField(money_only=True)
+    bill_cycle_day = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(31)],
+        help_text="Day of the month the cycle starts (31 means the last day of shorter months)",
+    )
+    payment_terms_days = models.PositiveSmallIntegerField(default=14)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.POSTPAID)
+    credit_limit = ExactDecimalField(null=True, blank=True, help_text="In the account's currency; empty: no limit")
+    language = models.CharField(max_length=8, blank=True)
+    reseller = models.ForeignKey(Reseller, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts")
+    omit_from_dunning = models.BooleanField(default=False)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children",
+        help_text="The account that pays this account's invoices",
+    )
+    billing_contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="account_number_per_tenant"),
+            models.CheckConstraint(
+                condition=models.Q(bill_cycle_day__gte=1) & models.Q(bill_cycle_day__lte=31),
+                name="account_bill_cycle_day_1_31",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}".strip()
