@@ -74,3 +74,16 @@ class AuditEvent(TenantOwned):
 
     def delete(self, *args, **kwargs):
         raise RuntimeError("audit events are immutable")
+
+
+class Counter(TenantOwned):
+    """A per-tenant sequence (customer numbers now; gapless invoice numbers later)."""
+
+    series = models.CharField(max_length=60)
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "series"], name="counter_series_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.series}: {self.last_value}"

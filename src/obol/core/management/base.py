@@ -1,0 +1,32 @@
+"""Shared plumbing of Obol's management commands: tenant lookup and error reporting."""
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from obol.core.errors import ObolError
+from obol.core.models import Tenant
+
+
+def tenant_from_option(code: str | None) -> Tenant:
+    """The tenant named by --tenant, or the only tenant when there is exactly one."""
+    if code:
+        tenant = Tenant.objects.filter(code=code).first()
+        if tenant is None:
+            raise CommandError(f"no tenant with code {code!r}")
+        return tenant
+    tenants = list(Tenant.objects.all()[:2])
+    if len(tenants) != 1:
+        raise CommandError("give --tenant CODE (there is not exactly one tenant)")
+    return tenants[0]
+
+
+class reported_errors:
+    """Turn Obol's errors into a CommandError (message on stderr, exit status 1)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, ObolError):
+            raise CommandError(exc.message) from exc
+        return False
