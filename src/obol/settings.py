@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "obol.customers",
     "obol.subscriptions",
     "obol.api",
+    "obol.demo",
 ]
 
 MIDDLEWARE = [

@@ -28,6 +28,9 @@ class ApiClient:
     def patch(self, path, body, **headers):
         return self._send("patch", path, body, **headers)
 
+    def put(self, path, body, **headers):
+        return self._send("put", path, body, **headers)
+
 
 def _key(tenant, role):
     with tenant_context(tenant):

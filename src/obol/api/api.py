@@ -53,8 +53,8 @@ def obol_error(request, exc: ObolError):
 @api.exception_handler(NinjaValidationError)
 def invalid_request(request, exc: NinjaValidationError):
     first = exc.errors[0] if exc.errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "payload", "query", "path")]
-    field = ".".join(loc) or None
+    loc = [p for p in first.get("loc", ()) if p not in ("body", "payload", "query", "path", "filters")]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or None
     message = first.get("msg", "invalid request")
     return error_response(request, 422, "invalid_request", f"{field}: {message}" if field else message, field)
 

@@ -21,11 +21,12 @@ def _hash(key: str) -> str:
 
 
 @transaction.atomic
-def create_api_key(actor: Actor, name: str, role: str = Role.CLERK) -> tuple[ApiKey, str]:
-    """Create a key for the tenant in scope; returns the row and the key, which is shown only once."""
+def create_api_key(actor: Actor, name: str, role: str = Role.CLERK, key: str | None = None) -> tuple[ApiKey, str]:
+    """Create a key for the tenant in scope; returns the row and the key, which is shown only once.
+    `key` fixes the key instead of drawing a random one (the demo tenant's documented key)."""
     actor.require_write()
-    prefix = secrets.token_hex(4)
-    key = f"obol_{prefix}_{secrets.token_urlsafe(32)}"
+    prefix = key.split("_")[1] if key else secrets.token_hex(4)
+    key = key or f"obol_{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey.objects.create(tenant=tenancy.current_tenant(), name=name, prefix=prefix,
                                 key_hash=_hash(key), role=Role(role))
     audit.record(actor, "apikey.create", row, {"name": name, "role": role, "prefix": prefix})

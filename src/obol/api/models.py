@@ -13,7 +13,7 @@ class ApiKey(TenantOwned):
     prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, shown in logs")
     key_hash = models.CharField(max_length=64, help_text="SHA-256 of the whole key; the key itself is never stored")
     role = models.CharField(max_length=12, choices=Role.choices, default=Role.CLERK)
-    created_at = models.DateTimeField(default=clock.now)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -31,7 +31,7 @@ class IdempotencyRecord(TenantOwned):
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
     response = models.JSONField()
-    created_at = models.DateTimeField(default=clock.now)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_key_per_tenant")]

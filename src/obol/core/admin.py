@@ -37,6 +37,17 @@ class TenantScopedAdmin(admin.ModelAdmin):
             reason="changed in the back office",
         )
 
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        actor = Actor.for_user(request.user)
+        for obj in formset.new_objects:
+            audit.record(actor, f"{obj._meta.model_name}.create", obj, reason="added in the back office")
+        for obj, changed in formset.changed_objects:
+            audit.record(actor, f"{obj._meta.model_name}.change", obj, {"fields": changed},
+                         reason="changed in the back office")
+        for obj in formset.deleted_objects:
+            audit.record(actor, f"{obj._meta.model_name}.delete", obj, reason="deleted in the back office")
+
     def delete_model(self, request, obj):
         audit.record(Actor.for_user(request.user), f"{obj._meta.model_name}.delete", obj,
                      reason="deleted in the back office")

@@ -21,7 +21,7 @@ class Tenant(models.Model):
     default_currency = UnitField(money_only=True, default="EUR")
     default_language = models.CharField(max_length=8, default="en")
     rounding = models.CharField(max_length=12, choices=RoundingRule.choices, default=RoundingRule.HALF_UP)
-    created_at = models.DateTimeField(default=clock.now)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         ordering = ["code"]

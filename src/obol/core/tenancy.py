@@ -66,7 +66,65 @@ def reset_scope():
     return _scope.set(None)
 
 
+def _scope_filter(queryset):
+    scope = _scope.get()
+    if scope is None:
+        raise TenantNotSet(
+            f"{queryset.model.__name__} is tenant-owned: read it inside tenant_context(tenant) "
+            "(or all_tenants() for platform work)"
+        )
+    if scope is not ALL_TENANTS:
+        queryset.query.add_q(models.Q(tenant_id=scope.pk))
+    return queryset
+
+
 class TenantQuerySet(models.QuerySet):
+    """Querysets of tenant-owned rows. One built while no tenant is in scope (a form field declared
+    at import time, say) is 'pending': the scope is applied when it runs, and running it with no
+    tenant in scope raises TenantNotSet."""
+
+    _scope_pending = False
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._scope_pending = self._scope_pending
+        return clone
+
+    def _scoped(self):
+        if not self._scope_pending:
+            return self
+        clone = self._clone()
+        clone._scope_pending = False
+        return _scope_filter(clone)
+
+    def _fetch_all(self):
+        if self._result_cache is None and self._scope_pending:
+            scoped = self._scoped()
+            scoped._fetch_all()
+            self._result_cache, self._prefetch_done = scoped._result_cache, scoped._prefetch_done
+        super()._fetch_all()
+
+    def iterator(self, chunk_size=None):
+        return models.QuerySet.iterator(self._scoped(), chunk_size)
+
+    def count(self):
+        return models.QuerySet.count(self._scoped())
+
+    def exists(self):
+        return models.QuerySet.exists(self._scoped())
+
+    def aggregate(self, *args, **kwargs):
+        return models.QuerySet.aggregate(self._scoped(), *args, **kwargs)
+
+    def update(self, **kwargs):
+        return models.QuerySet.update(self._scoped(), **kwargs)
+
+    def delete(self):
+        return models.QuerySet.delete(self._scoped())
+
+    def resolve_expression(self, *args, **kwargs):
+        return models.QuerySet.resolve_expression(self._scoped(), *args, **kwargs)
+
     def get_or_404(self, what: str = "", **lookup):
         try:
             return self.get(**lookup)
@@ -77,16 +135,11 @@ class TenantQuerySet(models.QuerySet):
 
 class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
     def get_queryset(self):
-        scope = _scope.get()
-        if scope is None:
-            raise TenantNotSet(
-                f"{self.model.__name__} is tenant-owned: read it inside tenant_context(tenant) "
-                "(or all_tenants() for platform work)"
-            )
         queryset = super().get_queryset()
-        if scope is ALL_TENANTS:
+        if _scope.get() is None:
+            queryset._scope_pending = True
             return queryset
-        return queryset.filter(tenant_id=scope.pk)
+        return _scope_filter(queryset)
 
 
 class TenantOwned(models.Model):

@@ -15,6 +15,15 @@ def full_clean(obj, **kwargs) -> None:
             field, errors = next(iter(exc.error_dict.items()))
             field = None if field == "__all__" else field
             message = "; ".join(m for e in errors for m in e.messages)
+            code = errors[0].code
         else:
-            field, message = None, "; ".join(exc.messages)
-        raise ValidationFailed(f"{field}: {message}" if field else message, field=field) from None
+            field, message, code = None, "; ".join(exc.messages), None
+        code = code if code and code.startswith("invalid_") else None
+        raise ValidationFailed(f"{field}: {message}" if field else message, field=field, code=code) from None
+
+
+def as_django_error(error: ValidationFailed) -> ValidationError:
+    """For model.clean(): the same problem as Django's error, keyed by field, code kept."""
+    message = error.message.removeprefix(f"{error.field}: ") if error.field else error.message
+    django_error = ValidationError(message, code=error.code)
+    return ValidationError({error.field: django_error}) if error.field else django_error

@@ -6,8 +6,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from obol.core import clock
+from obol.core.errors import ValidationFailed
 from obol.core.fields import ExactDecimalField, UnitField
 from obol.core.tenancy import TenantOwned
+from obol.core.validation import as_django_error
+from obol.customers.taxid import normalise_tax_id
 
 
 class Reseller(TenantOwned):
@@ -41,7 +44,7 @@ class Customer(TenantOwned):
     language = models.CharField(max_length=8, blank=True)
     reseller = models.ForeignKey(Reseller, null=True, blank=True, on_delete=models.PROTECT, related_name="customers")
     external_ref = models.CharField(max_length=80, blank=True)
-    created_at = models.DateTimeField(default=clock.now)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         ordering = ["number"]
@@ -50,6 +53,13 @@ class Customer(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}"
+
+    def clean(self):
+        self.country = (self.country or "").upper()
+        try:
+            self.tax_id = normalise_tax_id(self.country, self.tax_id)
+        except ValidationFailed as error:
+            raise as_django_error(error) from None
 
 
 class Contact(TenantOwned):
@@ -89,6 +99,9 @@ class Address(TenantOwned):
     def __str__(self) -> str:
         return f"{self.line1}, {self.postal_code} {self.city}, {self.country}"
 
+    def clean(self):
+        self.country = (self.country or "").upper()
+
 
 class BillingAccount(TenantOwned):
     """What is invoiced. A customer may have several; a child account may be paid by its parent."""
@@ -122,7 +135,7 @@ class BillingAccount(TenantOwned):
     )
     billing_contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    created_at = models.DateTimeField(default=clock.now)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         ordering = ["number"]
@@ -136,3 +149,29 @@ class BillingAccount(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}".strip()
+
+    def clean(self):
+        try:
+            self._check_rules()
+        except ValidationFailed as error:
+            raise as_django_error(error) from None
+
+    def _check_rules(self) -> None:
+        if self.credit_limit is not None and self.credit_limit < 0:
+            raise ValidationFailed("credit_limit: must not be negative", field="credit_limit")
+        if self.billing_contact is not None and self.billing_contact.customer_id != self.customer_id:
+            raise ValidationFailed("billing_contact: belongs to another customer", field="billing_contact")
+        parent = self.parent
+        if parent is None:
+            return
+        if parent.currency != self.currency:
+            raise ValidationFailed(
+                f"parent: account {parent.number} bills in {parent.currency}, this account in {self.currency}",
+                field="parent",
+            )
+        seen = {self.pk}
+        while parent is not None:
+            if parent.pk in seen:
+                raise ValidationFailed("parent: accounts would pay for each other in a circle", field="parent")
+            seen.add(parent.pk)
+            parent = parent.parent

@@ -11,7 +11,6 @@ from obol.core.numbering import next_number
 from obol.core.tenancy import current_tenant
 from obol.core.validation import full_clean
 from obol.customers.models import Address, BillingAccount, Contact, Customer, Reseller
-from obol.customers.taxid import normalise_tax_id
 
 CUSTOMER_FIELDS = ("kind", "name", "legal_name", "email", "phone", "country", "tax_id", "language", "reseller",
                    "external_ref")
@@ -30,18 +29,12 @@ def _apply(obj, data: dict, allowed: tuple[str, ...]) -> None:
         setattr(obj, name, value)
 
 
-def _clean_customer(customer: Customer) -> None:
-    customer.country = (customer.country or "").upper()
-    customer.tax_id = normalise_tax_id(customer.country, customer.tax_id)
-    full_clean(customer)
-
-
 @transaction.atomic
 def create_customer(actor: Actor, *, number: str | None = None, contacts=(), addresses=(), **data) -> Customer:
     actor.require_write()
     customer = Customer(tenant=current_tenant(), number=number or next_number("customer", "C-"))
     _apply(customer, data, CUSTOMER_FIELDS)
-    _clean_customer(customer)
+    full_clean(customer)
     customer.save()
     for contact in contacts:
         add_contact(actor, customer, **contact)
@@ -56,7 +49,7 @@ def update_customer(actor: Actor, customer: Customer, reason: str = "", **change
     actor.require_write()
     before = _snapshot(customer, CUSTOMER_FIELDS)
     _apply(customer, changes, CUSTOMER_FIELDS)
-    _clean_customer(customer)
+    full_clean(customer)
     customer.save()
     audit.record(actor, "customer.update", customer, audit.diff(before, _snapshot(customer, CUSTOMER_FIELDS)), reason)
     return customer
@@ -76,37 +69,10 @@ def add_contact(actor: Actor, customer: Customer, **data) -> Contact:
 def add_address(actor: Actor, customer: Customer, **data) -> Address:
     actor.require_write()
     address = Address(tenant_id=customer.tenant_id, customer=customer, **data)
-    address.country = (address.country or "").upper()
     full_clean(address)
     address.save()
     audit.record(actor, "address.create", address, data)
     return address
-
-
-def _check_parent(account: BillingAccount) -> None:
-    parent = account.parent
-    if parent is None:
-        return
-    if parent.currency != account.currency:
-        raise ValidationFailed(
-            f"parent: account {parent.number} bills in {parent.currency}, this account in {account.currency}",
-            field="parent",
-        )
-    seen = {account.pk}
-    while parent is not None:
-        if parent.pk in seen:
-            raise ValidationFailed("parent: accounts would pay for each other in a circle", field="parent")
-        seen.add(parent.pk)
-        parent = parent.parent
-
-
-def _clean_account(account: BillingAccount) -> None:
-    if account.credit_limit is not None and account.credit_limit < 0:
-        raise ValidationFailed("credit_limit: must not be negative", field="credit_limit")
-    if account.billing_contact is not None and account.billing_contact.customer_id != account.customer_id:
-        raise ValidationFailed("billing_contact: belongs to another customer", field="billing_contact")
-    _check_parent(account)
-    full_clean(account)
 
 
 @transaction.atomic
@@ -122,7 +88,7 @@ def open_account(actor: Actor, customer: Customer, *, number: str | None = None,
         reseller=customer.reseller,
     )
     _apply(account, data, ACCOUNT_FIELDS)
-    _clean_account(account)
+    full_clean(account)
     account.save()
     audit.record(actor, "account.create", account, _snapshot(account, ("number", *ACCOUNT_FIELDS)))
     return account
@@ -135,7 +101,7 @@ def update_account(actor: Actor, account: BillingAccount, reason: str = "", **ch
         raise ValidationFailed("currency: cannot change once the account has subscriptions", field="currency")
     before = _snapshot(account, ACCOUNT_FIELDS)
     _apply(account, changes, ACCOUNT_FIELDS)
-    _clean_account(account)
+    full_clean(account)
     account.save()
     audit.record(actor, "account.update", account, audit.diff(before, _snapshot(account, ACCOUNT_FIELDS)), reason)
     return account

@@ -29,7 +29,7 @@ class Subscription(TenantOwned):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True, help_text="Termination date, once terminated")
-    created_at = models.DateTimeField(default=clock.now)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         ordering = ["number"]
@@ -58,7 +58,7 @@ class SubscriptionChange(TenantOwned):
     plan = models.ForeignKey("catalog.PricePlan", on_delete=models.PROTECT, related_name="+")
     quantity = ExactDecimalField()
     reason = models.TextField(blank=True)
-    recorded_at = models.DateTimeField(default=clock.now)
+    recorded_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         ordering = ["subscription", "seq"]

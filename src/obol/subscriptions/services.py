@@ -80,6 +80,16 @@ def _append(actor, subscription, kind, effective_date, *, status, plan, quantity
     audit.record(actor, f"subscription.{kind}", subscription, {"effective_date": effective_date, **changes}, reason)
 
 
+def check_subscribable(account: BillingAccount, plan: PricePlan, start_date: date, quantity) -> Decimal:
+    """Everything that must hold before `account` may subscribe to `plan`; returns the quantity."""
+    if account.status != BillingAccount.Status.ACTIVE:
+        raise ValidationFailed(f"account: {account.number} is {account.status}", field="account")
+    if not plan.active:
+        raise ValidationFailed(f"plan: {plan.code} is not open for new subscriptions", field="plan")
+    _check_plan_for(account, plan, start_date)
+    return _quantity(quantity)
+
+
 @transaction.atomic
 def subscribe(
     actor: Actor,
@@ -96,12 +106,7 @@ def subscribe(
     """Subscribe `account` to `plan` from `start_date` (a future date is fine). With `activate`
     the subscription is active from its start date; without, it stays pending until activated."""
     actor.require_write()
-    if account.status != BillingAccount.Status.ACTIVE:
-        raise ValidationFailed(f"account: {account.number} is {account.status}", field="account")
-    if not plan.active:
-        raise ValidationFailed(f"plan: {plan.code} is not open for new subscriptions", field="plan")
-    _check_plan_for(account, plan, start_date)
-    quantity = _quantity(quantity)
+    quantity = check_subscribable(account, plan, start_date, quantity)
     subscription = Subscription.objects.create(
         tenant=current_tenant(),
         number=number or next_number("subscription", "S-"),

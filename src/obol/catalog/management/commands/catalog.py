@@ -1,0 +1,69 @@
+"""`obol catalog load FILE [--tenant CODE] [--effective-from YYYY-MM-DD]`: load a catalog file."""
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from obol.catalog.services import load_catalog
+from obol.core.actors import Actor
+from obol.core.errors import ObolError
+from obol.core.models import Tenant
+from obol.core.tenancy import tenant_context
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--effective-from: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _tenant(code: str | None) -> Tenant:
+    if code:
+        tenant = Tenant.objects.filter(code=code).first()
+        if tenant is None:
+            raise CommandError(f"no tenant with code {code!r}")
+        return tenant
+    tenants = list(Tenant.objects.order_by("code"))
+    if len(tenants) == 1:
+        return tenants[0]
+    if not tenants:
+        raise CommandError("there is no tenant yet: create one first")
+    codes = ", ".join(t.code for t in tenants)
+    raise CommandError(f"several tenants exist: name one with --tenant ({codes})")
+
+
+class Command(BaseCommand):
+    help = "Manage the price catalog."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        load = actions.add_parser(
+            "load", help="Load a catalog YAML file (all or nothing; loading it again changes nothing)")
+        load.add_argument("file", help="the catalog file (format: docs/catalog-format.md)")
+        load.add_argument("--tenant", help="tenant code (default: the only tenant)")
+        load.add_argument(
+            "--effective-from", dest="effective_from", metavar="YYYY-MM-DD",
+            help="first day of new plan versions (default: the file's effective_from, else today)")
+
+    def handle(self, *args, action: str, **options):
+        if action == "load":
+            self.load(options["file"], tenant_code=options.get("tenant"),
+                      effective_from=options.get("effective_from"))
+
+    def load(self, file: str, *, tenant_code: str | None, effective_from: str | None) -> None:
+        day = _day(effective_from) if effective_from else None
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"{file}: cannot read: {exc}") from None
+        tenant = _tenant(tenant_code)
+        with tenant_context(tenant):
+            try:
+                report = load_catalog(text, source=file, actor=Actor.process("catalog load"),
+                                      effective_from=day)
+            except ObolError as exc:
+                raise CommandError(exc.message) from None
+        self.stdout.write(str(report))

@@ -1,0 +1,77 @@
+"""The back office (Django admin) under the staff roles: read-only staff see but cannot change,
+clerks change business data, nobody sees another tenant's rows."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from obol.core.models import AuditEvent, StaffProfile
+from obol.core.tenancy import tenant_context
+from obol.customers.models import Customer
+
+pytestmark = pytest.mark.django_db
+
+
+def staff_client(tenant, username, role) -> Client:
+    user = get_user_model().objects.create_user(username, password="pw-123456", is_staff=True)
+    StaffProfile.objects.create(user=user, tenant=tenant, role=role)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def customer(tenant):
+    with tenant_context(tenant):
+        return Customer.objects.create(number="C-1", name="Ada Lovelace", country="GB")
+
+
+def change_form(customer, name):
+    return {
+        "number": customer.number, "kind": "person", "name": name, "country": "GB",
+        "contacts-TOTAL_FORMS": "0", "contacts-INITIAL_FORMS": "0",
+        "addresses-TOTAL_FORMS": "0", "addresses-INITIAL_FORMS": "0",
+        "accounts-TOTAL_FORMS": "0", "accounts-INITIAL_FORMS": "0",
+    }
+
+
+def test_read_only_staff_can_look_but_not_change(tenant, customer):
+    client = staff_client(tenant, "viewer", "readonly")
+    assert client.get("/admin/customers/customer/").status_code == 200
+    page = client.get(f"/admin/customers/customer/{customer.pk}/change/")
+    assert page.status_code == 200 and "Ada Lovelace" in page.content.decode()
+    assert client.post(f"/admin/customers/customer/{customer.pk}/change/",
+                       change_form(customer, "Changed")).status_code == 403
+    assert client.get("/admin/customers/customer/add/").status_code == 403
+    assert client.post(f"/admin/customers/customer/{customer.pk}/delete/", {"post": "yes"}).status_code == 403
+    with tenant_context(tenant):
+        assert Customer.objects.get().name == "Ada Lovelace"
+
+
+def test_a_clerk_changes_a_customer_and_the_audit_trail_says_so(tenant, customer):
+    client = staff_client(tenant, "clerk", "clerk")
+    response = client.post(f"/admin/customers/customer/{customer.pk}/change/", change_form(customer, "Ada King"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    with tenant_context(tenant):
+        assert Customer.objects.get().name == "Ada King"
+        event = AuditEvent.objects.get(action="customer.change")
+    assert event.actor_label == "clerk" and event.changes == {"name": ["Ada Lovelace", "Ada King"]}
+
+
+def test_staff_never_see_another_tenants_customer(tenant, other_tenant, customer):
+    client = staff_client(other_tenant, "intruder", "admin")
+    listing = client.get("/admin/customers/customer/")
+    assert listing.status_code == 200 and "Ada Lovelace" not in listing.content.decode()
+    page = client.get(f"/admin/customers/customer/{customer.pk}/change/")
+    assert page.status_code == 302  # the admin's "does not exist" redirect
+    assert client.post(f"/admin/customers/customer/{customer.pk}/change/",
+                       change_form(customer, "Hacked")).status_code in (302, 404)
+    with tenant_context(tenant):
+        assert Customer.objects.get().name == "Ada Lovelace"
+
+
+def test_invalid_vat_number_is_refused_in_the_admin_too(tenant, customer):
+    client = staff_client(tenant, "clerk", "clerk")
+    form = {**change_form(customer, "Muster GmbH"), "kind": "company", "country": "DE", "tax_id": "DE136695977"}
+    response = client.post(f"/admin/customers/customer/{customer.pk}/change/", form)
+    assert response.status_code == 200
+    assert "not a valid VAT number for DE" in response.content.decode()
