@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.obol-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench venv clean
+.PHONY: run test test-sqlite test-postgres venv clean
 
 venv: $(STAMP)
 

@@ -29,6 +29,15 @@ def test_create_get_update_a_company_customer(api):
     assert patched.status_code == 200 and patched.json()["phone"] == "+49 30 1234"
     assert patched.json()["name"] == "Muster GmbH"
 
+    contact = api.post(f"/customers/{body['id']}/contacts", {"role": "technical", "name": "Max Admin"})
+    address = api.post(f"/customers/{body['id']}/addresses",
+                       {"kind": "service", "line1": "Werk 2", "city": "Potsdam", "country": "de"})
+    assert contact.status_code == 201 and address.status_code == 201
+    assert address.json()["country"] == "DE"
+    again = api.get(f"/customers/{body['id']}").json()
+    assert [c["name"] for c in again["contacts"]] == ["Erika Mustermann", "Max Admin"]
+    assert [a["city"] for a in again["addresses"]] == ["Berlin", "Potsdam"]
+
 
 def test_invalid_vat_number_names_the_field(api):
     response = api.post("/customers", {**COMPANY, "tax_id": "DE136695977"})

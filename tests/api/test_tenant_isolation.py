@@ -20,6 +20,8 @@ pytestmark = pytest.mark.django_db
 BODIES = {
     ("post", "/customers"): None,  # no foreign id involved
     ("patch", "/customers/{customer_id}"): {"name": "Hacked"},
+    ("post", "/customers/{customer_id}/contacts"): {"name": "Spy"},
+    ("post", "/customers/{customer_id}/addresses"): {"line1": "x", "city": "y", "country": "FR"},
     ("post", "/accounts"): {"customer_id": "{customer_id}"},
     ("patch", "/accounts/{account_id}"): {"name": "Hacked"},
     ("post", "/subscriptions"): {"account_id": "{account_id}", "plan": "{plan_code}", "start_date": "2026-02-01"},
@@ -57,12 +59,14 @@ def _fill(value, ids):
 
 def _snapshot():
     from obol.catalog.models import PricePlan
-    from obol.customers.models import BillingAccount, Customer
+    from obol.customers.models import Address, BillingAccount, Contact, Customer
     from obol.subscriptions.models import Subscription, SubscriptionChange, UsageIdentifier
 
     with all_tenants():
         return {
             "customers": list(Customer.objects.order_by("pk").values()),
+            "contacts": Contact.objects.count(),
+            "addresses": Address.objects.count(),
             "accounts": list(BillingAccount.objects.order_by("pk").values()),
             "plans": list(PricePlan.objects.order_by("pk").values()),
             "subscriptions": list(Subscription.objects.order_by("pk").values()),

@@ -127,6 +127,18 @@ def update_customer(request, customer_id: int, payload: CustomerPatch):
     return services.update_customer(request.actor, customer, **_customer_fields(payload.dict(exclude_unset=True)))
 
 
+@router.post("/customers/{customer_id}/contacts", response={201: ContactOut, **ERRORS}, summary="Add a contact")
+@idempotent(ContactOut)
+def add_contact(request, customer_id: int, payload: ContactIn):
+    return services.add_contact(request.actor, Customer.objects.get_or_404(pk=customer_id), **payload.dict())
+
+
+@router.post("/customers/{customer_id}/addresses", response={201: AddressOut, **ERRORS}, summary="Add an address")
+@idempotent(AddressOut)
+def add_address(request, customer_id: int, payload: AddressIn):
+    return services.add_address(request.actor, Customer.objects.get_or_404(pk=customer_id), **payload.dict())
+
+
 class AccountPatch(Schema):
     name: str | None = None
     bill_cycle_day: int | None = Field(None, ge=1, le=31)

@@ -74,6 +74,9 @@ class Contact(TenantOwned):
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=32, blank=True)
 
+    class Meta:
+        ordering = ["id"]
+
     def __str__(self) -> str:
         return f"{self.name} ({self.role})"
 
@@ -94,6 +97,7 @@ class Address(TenantOwned):
     country = models.CharField(max_length=2)
 
     class Meta:
+        ordering = ["id"]
         verbose_name_plural = "addresses"
 
     def __str__(self) -> str:
