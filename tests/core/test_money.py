@@ -1,4 +1,6 @@
 """Money and units: exact amounts, ISO 4217 minor units, named rounding with the tenant's rule."""
+import decimal
+import functools
 from decimal import Decimal
 
 import pytest
@@ -6,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from obol.core.errors import UnitMismatch, ValidationFailed
-from obol.core.money import Amount, sum_amounts
+from obol.core.money import EXACT, Amount, sum_amounts
 from obol.core.rounding import RoundingPlace, RoundingRule, round_amount
 from obol.core.units import get_unit
 
@@ -76,6 +78,18 @@ def test_explicit_conversion_inside_a_dimension():
         Amount("1", "second").convert("megabyte")
 
 
+def test_a_conversion_that_is_not_exact_is_refused_not_rounded():
+    with pytest.raises(ValidationFailed, match="not an exact number of minutes") as err:
+        Amount("1", "second").convert("minute")
+    assert err.value.code == "inexact_conversion"
+    assert Amount("1", "minute").convert("second") == Amount("60", "second")
+
+
+def test_arithmetic_that_would_need_rounding_raises():
+    with pytest.raises(decimal.Inexact):
+        Amount(Decimal(10) ** 45, "ETH") + Amount("0.000000000000000001", "ETH")
+
+
 def test_sum_of_nothing_is_zero_of_the_unit():
     assert sum_amounts([], "SMS") == Amount("0", "sms")
 
@@ -84,4 +98,9 @@ def test_sum_of_nothing_is_zero_of_the_unit():
 def test_sums_are_exact_and_order_independent(values):
     amounts = [Amount(v, "ETH") for v in values]
     assert sum_amounts(amounts, "ETH") == sum_amounts(reversed(amounts), "ETH")
-    assert sum_amounts(amounts, "ETH").value == sum(values, Decimal(0))
+    assert sum_amounts(amounts, "ETH").value == functools.reduce(EXACT.add, values, Decimal(0))
+
+
+def test_large_eth_sums_keep_every_wei():
+    big = Decimal("999999999.999999999999999999")
+    assert sum_amounts([Amount(big, "ETH")] * 11, "ETH").value == Decimal("10999999999.999999999999999989")

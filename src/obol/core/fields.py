@@ -1,11 +1,12 @@
 """Model fields for exact amounts and units.
 
-`ExactDecimalField` stores any Decimal with up to 18 decimals exactly on both databases:
-PostgreSQL as `numeric` (arbitrary precision), SQLite as canonical text (SQLite has no exact
-decimal type, and Django's own DecimalField goes through float there). On SQLite the ordering
-comparisons (<, <=, >, >=) compare numerically through a cast, which is exact to 15 significant
-digits, enough for search and filters; equality is exact. Sum amounts in Python (`sum_amounts`)
-or Polars, not with SQL SUM, which is only exact on PostgreSQL.
+`ExactDecimalField` stores any Decimal with up to 20 integer digits and 18 decimals exactly on both
+databases: PostgreSQL as `numeric` (arbitrary precision), SQLite as canonical text (SQLite has no
+exact decimal type, and Django's own DecimalField goes through float there). Anything larger is
+refused, never rounded. On SQLite the comparisons (<, <=, >, >=, range) compare numerically
+through a cast, which is exact to 15 significant digits, enough for search and filters; equality
+and `in` are exact. SQLite sorts the text column as text: order by `numeric_order(field)`. Sum
+amounts in Python (`sum_amounts`) or Polars, not with SQL SUM, which is only exact on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -16,20 +17,49 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import lookups
 
-from obol.core.errors import ObolError
-from obol.core.money import EXACT, to_decimal
+from obol.core.errors import ObolError, ValidationFailed
+from obol.core.money import to_decimal
 from obol.core.units import MAX_DECIMALS, UNITS, unit_choices
+
+MAX_INTEGER_DIGITS = 20  # with 18 decimals: what numeric(38, 18) would hold
 
 
 def canonical_text(value: Decimal) -> str:
     """The one text form of a decimal: fixed point, no exponent, no trailing zeros, no '-0'."""
     if value == 0:
         return "0"
-    return format(value.normalize(EXACT), "f")
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def check_storable(value: Decimal, field: str | None = None) -> Decimal:
+    """Refuse what the amount field cannot store exactly: more than 18 decimals or 20 integer digits."""
+    sign, digits, exponent = value.as_tuple()
+    decimals = -exponent if exponent < 0 else 0
+    significant = list(digits)
+    while decimals and significant and significant[-1] == 0:  # trailing zeros of the fraction are harmless
+        significant.pop()
+        decimals -= 1
+    if decimals > MAX_DECIMALS:
+        raise ValidationFailed(f"{field or 'amount'}: {value} has more than {MAX_DECIMALS} decimals", field=field)
+    if value.copy_abs() >= Decimal(10) ** MAX_INTEGER_DIGITS:
+        raise ValidationFailed(f"{field or 'amount'}: {value} has more than {MAX_INTEGER_DIGITS} integer digits",
+                               field=field)
+    return value
+
+
+def validate_storable(value) -> None:
+    try:
+        check_storable(to_decimal(value))
+    except ObolError as exc:
+        raise ValidationError(exc.message.split(": ", 1)[-1], code="invalid_amount") from None
 
 
 class ExactDecimalField(models.Field):
-    description = "Exact decimal number (up to 18 decimals), stored losslessly on every database"
+    description = "Exact decimal number (up to 20 integer digits and 18 decimals), stored losslessly"
+    default_validators = [validate_storable]
 
     def db_type(self, connection):
         if connection.vendor == "postgresql":
@@ -60,10 +90,7 @@ class ExactDecimalField(models.Field):
             return None
         if isinstance(value, models.expressions.Combinable):
             return value
-        value = to_decimal(value, field=self.name)
-        if value.normalize(EXACT).as_tuple().exponent < -MAX_DECIMALS:
-            raise ValueError(f"{self.name}: {value} has more than {MAX_DECIMALS} decimals")
-        return value
+        return check_storable(to_decimal(value, field=self.name), self.name)
 
     def get_db_prep_value(self, value, connection, prepared=False):
         if not prepared:
@@ -109,6 +136,22 @@ class ExactLessThan(_NumericComparison, lookups.LessThan):
 @ExactDecimalField.register_lookup
 class ExactLessThanOrEqual(_NumericComparison, lookups.LessThanOrEqual):
     sql_operator = "<="
+
+
+@ExactDecimalField.register_lookup
+class ExactRange(lookups.Range):
+    def as_sqlite(self, compiler, connection):
+        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+        rhs_sql, rhs_params = self.process_rhs(compiler, connection)
+        low, high = rhs_sql if isinstance(rhs_sql, (list, tuple)) else ("%s", "%s")
+        return (f"CAST({lhs_sql} AS REAL) BETWEEN CAST({low} AS REAL) AND CAST({high} AS REAL)",
+                (*lhs_params, *rhs_params))
+
+
+def numeric_order(field: str, descending: bool = False):
+    """An ordering that sorts an ExactDecimalField by value on every database (SQLite stores text)."""
+    expression = models.functions.Cast(field, models.FloatField())
+    return expression.desc() if descending else expression.asc()
 
 
 def validate_unit(code: str) -> None:

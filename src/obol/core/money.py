@@ -1,17 +1,19 @@
 """Amounts: an exact Decimal with its unit. Never a float.
 
-Arithmetic runs in a wide decimal context (60 digits) so that 18-decimal crypto amounts add up
-exactly; rounding is never implicit here, it happens at the named places in `rounding.py`.
+Arithmetic runs in a wide decimal context (60 digits) that raises instead of rounding, so 18-decimal
+crypto amounts add up exactly or fail loudly; rounding is never implicit here, it happens at the
+named places in `rounding.py`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 
 from obol.core.errors import UnitMismatch, ValidationFailed
-from obol.core.units import Unit, get_unit
+from obol.core.units import MAX_DECIMALS, Unit, get_unit
 
-EXACT = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow])
+# Inexact is trapped: a result that would need rounding raises decimal.Inexact instead.
+EXACT = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 
 
 def to_decimal(value, *, field: str | None = None) -> Decimal:
@@ -103,14 +105,25 @@ class Amount:
         return self.value == 0
 
     def convert(self, unit: Unit | str) -> Amount:
-        """Exact conversion inside one dimension (seconds to minutes, bytes to megabytes)."""
+        """Exact conversion inside one dimension (seconds to minutes, bytes to megabytes). A result
+        that is not exact within 18 decimals (1 second is 0.0166... minutes) is refused: convert the
+        other way, or round at a named place first."""
         target = get_unit(unit)
         if target == self.unit:
             return self
         if self.unit.dimension is None or self.unit.dimension != target.dimension:
             raise UnitMismatch(f"cannot convert {self.unit.code} to {target.code}: different dimensions")
         base = EXACT.multiply(self.value, self.unit.base_factor)
-        return Amount(EXACT.divide(base, target.base_factor), target)
+        try:
+            value = EXACT.divide(base, target.base_factor)
+        except Inexact:
+            value = None
+        if value is None or value.normalize(EXACT).as_tuple().exponent < -MAX_DECIMALS:
+            raise ValidationFailed(
+                f"{self} is not an exact number of {target.code}s; convert to the smaller unit instead",
+                code="inexact_conversion",
+            )
+        return Amount(value, target)
 
     def __str__(self) -> str:
         return f"{format(self.value, 'f')} {self.unit.code}"

@@ -5,12 +5,15 @@ units (JPY 0, EUR 2, BHD 3) or the unit's own precision; rating keeps 6 decimals
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from enum import Enum
 
 from django.db import models
 
-from obol.core.money import EXACT, Amount
+from obol.core.money import Amount
+
+# The one context allowed to drop digits: rounding at a named place.
+_ROUNDING = Context(prec=60, traps=[InvalidOperation])
 
 
 class RoundingRule(models.TextChoices):
@@ -40,5 +43,5 @@ class RoundingPlace(Enum):
 def round_amount(amount: Amount, place: RoundingPlace, rule: RoundingRule | str = RoundingRule.HALF_UP) -> Amount:
     decimals = place.decimals if place.decimals is not None else amount.unit.decimals
     quantum = Decimal(1).scaleb(-decimals)
-    value = amount.value.quantize(quantum, rounding=_DECIMAL_MODES[RoundingRule(rule)], context=EXACT)
+    value = amount.value.quantize(quantum, rounding=_DECIMAL_MODES[RoundingRule(rule)], context=_ROUNDING)
     return Amount(value, amount.unit)

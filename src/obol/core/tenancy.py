@@ -97,6 +97,21 @@ class TenantQuerySet(models.QuerySet):
         clone._scope_pending = False
         return _scope_filter(clone)
 
+    def _combinator_query(self, combinator, *other_qs, all=False):
+        others = [q._scoped() if isinstance(q, TenantQuerySet) else q for q in other_qs]
+        return models.QuerySet._combinator_query(self._scoped(), combinator, *others, all=all)
+
+    def bulk_create(self, objs, *args, **kwargs):
+        scope = _scope.get()
+        if scope is None:
+            raise TenantNotSet(f"bulk_create of {self.model.__name__} needs a tenant in scope")
+        for obj in objs:
+            if obj.tenant_id is None and scope is not ALL_TENANTS:
+                obj.tenant = scope
+            elif scope is not ALL_TENANTS and obj.tenant_id != scope.pk:
+                raise NotFound(f"{self.model._meta.verbose_name} not found")
+        return models.QuerySet.bulk_create(self, objs, *args, **kwargs)
+
     def _fetch_all(self):
         if self._result_cache is None and self._scope_pending:
             scoped = self._scoped()
@@ -150,6 +165,12 @@ class TenantOwned(models.Model):
     class Meta:
         abstract = True
 
+    def full_clean(self, *args, **kwargs):
+        scope = _scope.get()
+        if self.tenant_id is None and scope is not None and scope is not ALL_TENANTS:
+            self.tenant = scope
+        super().full_clean(*args, **kwargs)
+
     def save(self, *args, **kwargs):
         scope = _scope.get()
         if self.tenant_id is None:
@@ -158,4 +179,21 @@ class TenantOwned(models.Model):
             raise TenantNotSet(f"saving {type(self).__name__} needs a tenant in scope")
         elif scope is not ALL_TENANTS and scope.pk != self.tenant_id:
             raise NotFound(f"{self._meta.verbose_name} not found")
+        self._check_references_in_tenant()
         super().save(*args, **kwargs)
+
+    def _check_references_in_tenant(self) -> None:
+        """Every foreign key to a tenant-owned row must point into this row's own tenant."""
+        for field in self._meta.concrete_fields:
+            if not field.is_relation or field.name == "tenant" or not issubclass(field.related_model, TenantOwned):
+                continue
+            target_id = getattr(self, field.attname)
+            if target_id is None:
+                continue
+            if field.is_cached(self):
+                target_tenant = getattr(self, field.name).tenant_id
+            else:
+                target_tenant = (field.related_model._base_manager.filter(pk=target_id)
+                                 .values_list("tenant_id", flat=True).first())
+            if target_tenant != self.tenant_id:
+                raise NotFound(f"{field.name}: {field.related_model._meta.verbose_name} not found", field=field.name)
