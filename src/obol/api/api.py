@@ -12,6 +12,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
 from obol.api.auth import BearerKey, HeaderKey
+from obol.api.rendering import ObolJSONRenderer
 from obol.core.errors import ObolError
 
 
@@ -36,6 +37,7 @@ api = NinjaAPI(
     description=DESCRIPTION,
     auth=[BearerKey(), HeaderKey()],
     parser=ExactJSONParser(),
+    renderer=ObolJSONRenderer(),
     urls_namespace="api-v1",
 )
 
@@ -69,9 +71,12 @@ def not_found(request, exc):
     return error_response(request, 404, "not_found", str(exc) or "not found")
 
 
+_HTTP_CODES = {400: "bad_request", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+
+
 @api.exception_handler(HttpError)
 def http_error(request, exc: HttpError):
-    return error_response(request, exc.status_code, "http_error", str(exc))
+    return error_response(request, exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc))
 
 
 def _register_routers() -> None:

@@ -16,6 +16,10 @@ def full_clean(obj, **kwargs) -> None:
             field = None if field == "__all__" else field
             message = "; ".join(m for e in errors for m in e.messages)
             code = errors[0].code
+            unique = [f for f in (errors[0].params or {}).get("unique_check", ()) if f != "tenant"]
+            if field is None and unique:
+                field, code = unique[0], "invalid_duplicate"
+                message = f"{obj._meta.verbose_name} with this {' and '.join(unique)} already exists"
         else:
             field, message, code = None, "; ".join(exc.messages), None
         code = code if code and code.startswith("invalid_") else None

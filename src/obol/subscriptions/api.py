@@ -5,6 +5,8 @@ from decimal import Decimal
 from typing import Annotated
 from typing import Literal
 
+from django.db import transaction
+from django.db.models import Q
 from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
@@ -14,7 +16,7 @@ from obol.catalog.models import PricePlan
 from obol.core import audit
 from obol.core.errors import ValidationFailed
 from obol.customers.models import BillingAccount
-from obol.subscriptions import services
+from obol.subscriptions import identifiers, services
 from obol.subscriptions.models import Subscription, UsageIdentifier
 
 router = Router(tags=["subscriptions"])
@@ -92,7 +94,17 @@ class SubscriptionFilter(FilterSchema):
     account_id: int | None = None
     status: Literal["pending", "active", "suspended", "terminated"] | None = None
     plan: Annotated[str | None, FilterLookup("plan__code")] = None
-    identifier: Annotated[str | None, FilterLookup("identifiers__value")] = Field(None, description="MSISDN, IMSI, username, ...")
+    identifier: str | None = Field(None, description="MSISDN (any format), IMSI, username, external id")
+
+    def filter_identifier(self, value: str | None) -> Q:
+        if not value:
+            return Q()
+        values = {value.strip(), value.strip().lower()}
+        try:
+            values.add(identifiers.normalise("msisdn", value))
+        except ValidationFailed:
+            pass
+        return Q(identifiers__value__in=values)
 
 
 def _plan(code: str) -> PricePlan:
@@ -133,13 +145,17 @@ def update_subscription(request, subscription_id: int, payload: SubscriptionPatc
     subscription = _subscription(subscription_id)
     if payload.plan is None and payload.quantity is None:
         raise ValidationFailed("give a new plan, a new quantity or both", field="plan")
+    with transaction.atomic():  # both changes or neither
+        _change(request.actor, subscription, payload)
+    return _subscription(subscription.pk)
+
+
+def _change(actor, subscription, payload):
     if payload.plan is not None:
-        subscription = services.change_plan(request.actor, subscription, _plan(payload.plan),
+        subscription = services.change_plan(actor, subscription, _plan(payload.plan),
                                             payload.effective_date, payload.reason)
     if payload.quantity is not None:
-        subscription = services.change_quantity(request.actor, subscription, payload.quantity,
-                                                payload.effective_date, payload.reason)
-    return _subscription(subscription.pk)
+        services.change_quantity(actor, subscription, payload.quantity, payload.effective_date, payload.reason)
 
 
 def _transition_route(transition: str):

@@ -17,6 +17,7 @@ from obol.core.errors import Conflict, ValidationFailed
 from obol.core.money import to_decimal
 from obol.core.numbering import next_number
 from obol.core.tenancy import current_tenant
+from obol.core.validation import full_clean
 from obol.customers.models import BillingAccount
 from obol.subscriptions import identifiers, timeline
 from obol.subscriptions.models import Subscription, SubscriptionChange, UsageIdentifier
@@ -107,7 +108,7 @@ def subscribe(
     the subscription is active from its start date; without, it stays pending until activated."""
     actor.require_write()
     quantity = check_subscribable(account, plan, start_date, quantity)
-    subscription = Subscription.objects.create(
+    subscription = Subscription(
         tenant=current_tenant(),
         number=number or next_number("subscription", "S-"),
         account=account,
@@ -116,6 +117,8 @@ def subscribe(
         status=timeline.PENDING,
         start_date=start_date,
     )
+    full_clean(subscription)
+    subscription.save()
     _append(actor, subscription, Kind.CREATE, start_date, status=timeline.PENDING, plan=plan, quantity=quantity,
             reason=reason, changes={"account": account.number, "plan": plan.code, "quantity": quantity})
     if activate:
@@ -132,15 +135,15 @@ def _transition(actor: Actor, subscription: Subscription, transition: str, effec
             f"effective_date: {effective_date} is before the subscription starts ({subscription.start_date})",
             field="effective_date",
         )
-    before = subscription.status
-    _append(actor, subscription, transition, effective_date, status=target, plan=subscription.plan,
-            quantity=subscription.quantity, reason=reason, changes={"status": [before, target]})
-    subscription.status = target
+    changes = {"status": [subscription.status, target]}
     update = ["status"]
     if target == timeline.TERMINATED:
         subscription.end_date = effective_date
         update.append("end_date")
-        _close_identifiers(subscription, start_of_day(effective_date))
+        changes["identifiers_ended"] = _close_identifiers(subscription, start_of_day(effective_date))
+    _append(actor, subscription, transition, effective_date, status=target, plan=subscription.plan,
+            quantity=subscription.quantity, reason=reason, changes=changes)
+    subscription.status = target
     subscription.save(update_fields=update)
     return subscription
 
@@ -191,7 +194,7 @@ def change_quantity(actor: Actor, subscription: Subscription, quantity, effectiv
 
 
 def _serialise_identifier(kind: str, value: str) -> None:
-    """On PostgreSQL, hold a transaction lock on (tenant, kind, value) so two concurrent attaches of
+    """On PostgreSQL, hold a transaction lock on (tenant, kind, value) so two concurrent changes of
     one identifier cannot both pass the overlap check. SQLite has one writer at a time anyway."""
     if connection.vendor == "postgresql":
         digest = hashlib.blake2b(f"{current_tenant().pk}:{kind}:{value}".encode(), digest_size=8).digest()
@@ -199,18 +202,18 @@ def _serialise_identifier(kind: str, value: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
 
 
-@transaction.atomic
-def attach_identifier(actor: Actor, subscription: Subscription, *, kind: str, value: str,
-                      valid_from: datetime | None = None, valid_to: datetime | None = None, reason: str = ""):
-    actor.require_write()
-    value = identifiers.normalise(kind, value)
-    valid_from = valid_from or start_of_day(subscription.start_date)
-    if valid_to is not None and valid_to <= valid_from:
-        raise ValidationFailed("valid_to: must be after valid_from", field="valid_to")
-    if subscription.status == timeline.TERMINATED:
-        raise timeline.IllegalTransition(f"subscription {subscription.number} is terminated", field="subscription")
+def _aware(moment: datetime | None, field: str) -> datetime | None:
+    """A time without a zone is read in the tenant's time zone."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=ZoneInfo(current_tenant().timezone))
+
+
+def _check_free(kind: str, value: str, valid_from: datetime, valid_to: datetime | None, exclude_pk=None) -> None:
+    """Refuse when another validity of this identifier overlaps [valid_from, valid_to)."""
     _serialise_identifier(kind, value)
-    for other in UsageIdentifier.objects.filter(kind=kind, value=value).select_related("subscription"):
+    others = UsageIdentifier.objects.filter(kind=kind, value=value).exclude(pk=exclude_pk).select_related("subscription")
+    for other in others:
         if identifiers.overlaps(valid_from, valid_to, other.valid_from, other.valid_to):
             raise Conflict(
                 f"value: {kind} {value} is already held by subscription {other.subscription.number} "
@@ -218,6 +221,33 @@ def attach_identifier(actor: Actor, subscription: Subscription, *, kind: str, va
                 field="value",
                 code="identifier_in_use",
             )
+
+
+def _check_within_service(subscription: Subscription, valid_to: datetime | None) -> None:
+    if subscription.status != timeline.TERMINATED:
+        return
+    service_end = start_of_day(subscription.end_date)
+    if valid_to is None or valid_to > service_end:
+        raise timeline.IllegalTransition(
+            f"subscription {subscription.number} is terminated from {subscription.end_date}; "
+            "its identifiers cannot outlast that",
+            field="valid_to",
+        )
+
+
+@transaction.atomic
+def attach_identifier(actor: Actor, subscription: Subscription, *, kind: str, value: str,
+                      valid_from: datetime | None = None, valid_to: datetime | None = None, reason: str = ""):
+    actor.require_write()
+    subscription = _lock(subscription)
+    value = identifiers.normalise(kind, value)
+    valid_from = _aware(valid_from, "valid_from") or start_of_day(subscription.start_date)
+    valid_to = _aware(valid_to, "valid_to")
+    if valid_to is not None and valid_to <= valid_from:
+        raise ValidationFailed("valid_to: must be after valid_from", field="valid_to")
+    if subscription.status == timeline.TERMINATED:
+        raise timeline.IllegalTransition(f"subscription {subscription.number} is terminated", field="subscription")
+    _check_free(kind, value, valid_from, valid_to)
     identifier = UsageIdentifier.objects.create(
         tenant_id=subscription.tenant_id, subscription=subscription, kind=kind, value=value,
         valid_from=valid_from, valid_to=valid_to,
@@ -229,25 +259,38 @@ def attach_identifier(actor: Actor, subscription: Subscription, *, kind: str, va
 
 @transaction.atomic
 def end_identifier(actor: Actor, identifier: UsageIdentifier, valid_to: datetime, reason: str = ""):
+    """Set (earlier or later) the end of an identifier's validity; the rules of attach still hold."""
     actor.require_write()
+    subscription = _lock(identifier.subscription)
+    identifier = UsageIdentifier.objects.get(pk=identifier.pk)
+    valid_to = _aware(valid_to, "valid_to")
     if valid_to <= identifier.valid_from:
         raise ValidationFailed("valid_to: must be after valid_from", field="valid_to")
+    _check_within_service(subscription, valid_to)
+    _check_free(identifier.kind, identifier.value, identifier.valid_from, valid_to, exclude_pk=identifier.pk)
     old = identifier.valid_to
     identifier.valid_to = valid_to
     identifier.save(update_fields=["valid_to"])
-    audit.record(actor, "subscription.identifier_end", identifier.subscription,
+    audit.record(actor, "subscription.identifier_end", subscription,
                  {"kind": identifier.kind, "value": identifier.value, "valid_to": [old, valid_to]}, reason)
     return identifier
 
 
-def _close_identifiers(subscription: Subscription, at: datetime) -> None:
+def _close_identifiers(subscription: Subscription, at: datetime) -> list[dict]:
+    """End every identifier still valid at `at`; one that would only start later is removed.
+    Returns what was ended, for the audit row."""
+    ended = []
     for identifier in subscription.identifiers.all():
         if identifier.valid_to is None or identifier.valid_to > at:
-            identifier.valid_to = max(at, identifier.valid_from)
-            if identifier.valid_to == identifier.valid_from:
+            detail = {"kind": identifier.kind, "value": identifier.value, "valid_to": [identifier.valid_to, at]}
+            if identifier.valid_from >= at:
                 identifier.delete()  # it never came into force
+                detail["removed"] = True
             else:
+                identifier.valid_to = at
                 identifier.save(update_fields=["valid_to"])
+            ended.append(detail)
+    return ended
 
 
 def subscription_holding(kind: str, value: str, at: datetime) -> Subscription | None:
