@@ -1,7 +1,10 @@
 """Price plans over the API, in the catalog file's format, with versions."""
+from datetime import date
+
 import pytest
 
 from obol.catalog.models import Service
+from obol.core.clock import frozen
 from obol.core.tenancy import tenant_context
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +21,12 @@ PLAN = {
     "allowances": [{"service": "voice", "amount": 100, "unit": "minute"}],
     "effective_from": "2026-01-01",
 }
+
+
+@pytest.fixture(autouse=True)
+def mid_january_2026():
+    with frozen(date(2026, 1, 15)):
+        yield
 
 
 @pytest.fixture
@@ -80,3 +89,14 @@ def test_creating_an_existing_code_is_a_conflict_and_patch_closes_sales(api, voi
     assert closed.status_code == 200 and closed.json()["active"] is False
     assert [p["code"] for p in api.get("/plans", active=True).json()["items"]] == []
     assert [p["code"] for p in api.get("/plans", active=False).json()["items"]] == ["mobile-xs"]
+
+
+def test_a_new_version_cannot_reprice_days_already_past(api, voice):
+    plan = api.post("/plans", PLAN).json()  # version 1 from 2026-01-01 is fine: a new plan
+    dearer = {**PLAN, "effective_from": "2026-01-10",
+              "charges": [{**PLAN["charges"][0], "price": "5.99"}, *PLAN["charges"][1:]]}
+    response = api.put(f"/plans/{plan['id']}", dearer)
+    assert response.status_code == 422
+    assert "would reprice days already past" in response.json()["error"]["message"]
+    today = api.put(f"/plans/{plan['id']}", {**dearer, "effective_from": "2026-01-15"})
+    assert [v["effective_from"] for v in today.json()["versions"]] == ["2026-01-01", "2026-01-15"]

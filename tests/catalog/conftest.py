@@ -14,3 +14,15 @@ def repo_root() -> Path:
 @pytest.fixture
 def demo_text() -> str:
     return (REPO_ROOT / DEMO).read_text()
+
+
+@pytest.fixture(autouse=True)
+def mid_january_2026():
+    """Catalog tests run on 2026-01-15: the demo catalog (from 2025-01-01) is in force, and new
+    versions may start from that day on (days already past cannot be repriced)."""
+    from datetime import date
+
+    from obol.core.clock import frozen
+
+    with frozen(date(2026, 1, 15)):
+        yield

@@ -199,3 +199,28 @@ def test_defaults_are_filled_in():
     assert (ip.period, ip.billing) == ("month", "advance")
     assert (spec.plans[0].allowances[0].period, spec.plans[0].allowances[0].prorate) == ("month", False)
     assert spec.plans[0].active is True and spec.plans[0].bill_during_suspension is False
+
+
+@pytest.mark.parametrize("literal", ["0x10", "1:30", "0o7"])
+def test_integers_in_other_notations_are_refused_not_misread(literal):
+    document = f"""
+catalog: 1
+plans:
+  - code: p
+    name: P
+    currency: EUR
+    charges:
+      - {{type: recurring, code: fee, price: {literal}}}
+"""
+    with pytest.raises(ValidationFailed) as err:
+        parse_catalog(document, source="odd.yaml")
+    assert err.value.field == "plans[0].charges[0].price"
+    assert literal in err.value.message
+
+
+def test_a_leading_zero_is_decimal_not_octal():
+    spec = parse_plan({"code": "p", "name": "P", "currency": "EUR",
+                       "charges": [{"type": "recurring", "code": "fee", "price": "010"}]}, source="api")
+    assert spec.charges[0].price == Decimal(10)
+    document = "catalog: 1\nplans:\n  - {code: p, name: P, currency: EUR, charges: [{type: recurring, code: f, price: 010}]}\n"
+    assert parse_catalog(document, source="x.yaml").plans[0].charges[0].price == Decimal(10)

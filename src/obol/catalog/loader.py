@@ -14,6 +14,7 @@ docs/catalog-format.md.
 """
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
@@ -69,6 +70,14 @@ class ExactLoader(yaml.SafeLoader):
         except InvalidOperation:
             return text  # e.g. a sexagesimal 1:30.5; the amount check refuses it with its path
 
+    def construct_plain_int(self, node):
+        """Only plain decimal integers are numbers: YAML 1.1's 010 (octal), 0x10 and 1:30 stay text,
+        for the schema to refuse with its path instead of reading 8, 16 or 90."""
+        text = self.construct_scalar(node).replace("_", "")
+        if re.fullmatch(r"[-+]?(0|[1-9][0-9]*)", text):
+            return int(text)
+        return self.construct_scalar(node)
+
     def construct_checked_timestamp(self, node):
         try:
             return self.construct_yaml_timestamp(node)
@@ -91,6 +100,7 @@ class ExactLoader(yaml.SafeLoader):
 
 
 ExactLoader.add_constructor("tag:yaml.org,2002:float", ExactLoader.construct_exact_decimal)
+ExactLoader.add_constructor("tag:yaml.org,2002:int", ExactLoader.construct_plain_int)
 ExactLoader.add_constructor("tag:yaml.org,2002:timestamp", ExactLoader.construct_checked_timestamp)
 
 

@@ -273,6 +273,10 @@ class _Writer:
         if latest is not None and day <= latest.effective_from:
             raise self.fail(prefix or "effective_from",
                             f"{_rewrites_history(plan, latest)}; give an effective_from after that date")
+        if latest is not None and day < _today():
+            raise self.fail(prefix or "effective_from",
+                            f"would reprice days already past: a new version of plan {plan.code} may start "
+                            f"today ({_today()}) or later, not {day}")
         version = PricePlanVersion.objects.create(
             plan=plan, number=_next_number(plan), effective_from=day,
             bill_during_suspension=spec.bill_during_suspension, content_hash=fingerprint,
