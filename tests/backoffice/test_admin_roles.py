@@ -75,3 +75,35 @@ def test_invalid_vat_number_is_refused_in_the_admin_too(tenant, customer):
     response = client.post(f"/admin/customers/customer/{customer.pk}/change/", form)
     assert response.status_code == 200
     assert "not a valid VAT number for DE" in response.content.decode()
+
+
+def test_the_account_currency_cannot_change_under_subscriptions(tenant, clerk):
+    from datetime import date
+
+    from obol.customers.models import BillingAccount
+    from obol.subscriptions import services
+    from tests.factories import make_account, make_plan
+
+    with tenant_context(tenant):
+        account = make_account("A-1")
+        services.subscribe(clerk, account, make_plan(), start_date=date(2026, 1, 1))
+    client = staff_client(tenant, "clerkuser", "clerk")
+    form = {"number": "A-1", "customer": account.customer_id, "currency": "USD", "bill_cycle_day": 1,
+            "payment_terms_days": 14, "mode": "postpaid", "status": "active"}
+    response = client.post(f"/admin/customers/billingaccount/{account.pk}/change/", form)
+    assert response.status_code == 200
+    assert "cannot change once the account has subscriptions" in response.content.decode()
+    with tenant_context(tenant):
+        assert BillingAccount.objects.get().currency == "EUR"
+
+
+def test_a_platform_superuser_adds_a_contact_in_the_customers_tenant(tenant, customer):
+    user = get_user_model().objects.create_superuser("root", password="pw-123456")
+    client = Client()
+    client.force_login(user)
+    form = {**change_form(customer, "Ada Lovelace"), "tenant": tenant.pk,
+            "contacts-TOTAL_FORMS": "1", "contacts-0-role": "billing", "contacts-0-name": "Byron"}
+    response = client.post(f"/admin/customers/customer/{customer.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:1500]
+    with tenant_context(tenant):
+        assert customer.contacts.get().name == "Byron"

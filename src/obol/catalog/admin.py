@@ -13,14 +13,13 @@ from datetime import date
 
 from django import forms
 from django.contrib import admin, messages
-from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 
 from obol.catalog import services
 from obol.catalog.models import Allowance, Charge, ChargeTier, PricePlan, PricePlanVersion, Product, Service
 from obol.core import clock
 from obol.core.actors import Actor
-from obol.core.admin import TenantScopedAdmin
+from obol.core.admin import TenantInlineMixin, TenantScopedAdmin
 from obol.core.errors import ObolError
 
 
@@ -38,20 +37,10 @@ def _version_of(obj) -> PricePlanVersion | None:
     return obj.version
 
 
-class _SameTenantFormSet(BaseInlineFormSet):
-    """New inline rows belong to the tenant of the row they are part of (also for platform staff)."""
-
-    def save_new(self, form, commit=True):
-        form.instance.tenant_id = self.instance.tenant_id
-        return super().save_new(form, commit)
-
-
-class _VersionContentInline(admin.TabularInline):
+class _VersionContentInline(TenantInlineMixin, admin.TabularInline):
     """Rows of a version (charges, allowances, tiers): read-only once the version is in force."""
 
     extra = 0
-    exclude = ["tenant"]
-    formset = _SameTenantFormSet
 
     def has_add_permission(self, request, obj=None):
         return super().has_add_permission(request, obj) and not _in_force(_version_of(obj))

@@ -4,6 +4,7 @@ the staff user's tenant, and every save or delete leaves an audit row."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.forms.models import BaseInlineFormSet
 
 from obol.core import audit, tenancy
 from obol.core.actors import Actor
@@ -58,6 +59,21 @@ class TenantScopedAdmin(admin.ModelAdmin):
             self.delete_model(request, obj)
 
 
+class SameTenantInlineFormSet(BaseInlineFormSet):
+    """New inline rows belong to the tenant of the row they are part of (also for platform staff)."""
+
+    def save_new(self, form, commit=True):
+        form.instance.tenant_id = self.instance.tenant_id
+        return super().save_new(form, commit)
+
+
+class TenantInlineMixin:
+    """For inlines of tenant-owned rows: no tenant field, new rows take the parent's tenant."""
+
+    exclude = ["tenant"]
+    formset = SameTenantInlineFormSet
+
+
 class ReadOnlyAdminMixin:
     def has_add_permission(self, request, obj=None):
         return False
@@ -81,6 +97,13 @@ class TenantAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return request.user.is_superuser
+
+    def save_model(self, request, obj, form, change):
+        before = {name: form.initial.get(name) for name in form.changed_data}
+        super().save_model(request, obj, form, change)
+        after = {name: form.cleaned_data.get(name) for name in form.changed_data}
+        audit.record(Actor.for_user(request.user), f"tenant.{'change' if change else 'create'}", obj,
+                     audit.diff(before, after), reason="changed in the back office")
 
 
 @admin.register(StaffProfile)

@@ -1,7 +1,10 @@
 """Tenants, staff and the audit trail."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from obol.core import clock
@@ -28,6 +31,14 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError({"timezone": f"{self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)"},
+                                  code="invalid_timezone") from None
+        self.country = (self.country or "").upper()
 
 
 class StaffProfile(models.Model):

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from obol.core.admin import TenantScopedAdmin
+from obol.core.admin import TenantInlineMixin, TenantScopedAdmin
 from obol.customers.models import Address, BillingAccount, Contact, Customer, Reseller
 
 
@@ -10,16 +10,14 @@ class ResellerAdmin(TenantScopedAdmin):
     search_fields = ["code", "name"]
 
 
-class ContactInline(admin.TabularInline):
+class ContactInline(TenantInlineMixin, admin.TabularInline):
     model = Contact
     extra = 0
-    exclude = ["tenant"]
 
 
-class AddressInline(admin.StackedInline):
+class AddressInline(TenantInlineMixin, admin.StackedInline):
     model = Address
     extra = 0
-    exclude = ["tenant"]
 
 
 class AccountInline(admin.TabularInline):

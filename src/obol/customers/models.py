@@ -161,6 +161,10 @@ class BillingAccount(TenantOwned):
             raise as_django_error(error) from None
 
     def _check_rules(self) -> None:
+        if self.pk is not None and self.subscriptions.exists():
+            stored = BillingAccount._base_manager.filter(pk=self.pk).values_list("currency", flat=True).first()
+            if stored != self.currency:
+                raise ValidationFailed("currency: cannot change once the account has subscriptions", field="currency")
         if self.credit_limit is not None and self.credit_limit < 0:
             raise ValidationFailed("credit_limit: must not be negative", field="credit_limit")
         if self.billing_contact is not None and self.billing_contact.customer_id != self.customer_id:

@@ -97,8 +97,6 @@ def open_account(actor: Actor, customer: Customer, *, number: str | None = None,
 @transaction.atomic
 def update_account(actor: Actor, account: BillingAccount, reason: str = "", **changes) -> BillingAccount:
     actor.require_write()
-    if "currency" in changes and changes["currency"] != account.currency and account.subscriptions.exists():
-        raise ValidationFailed("currency: cannot change once the account has subscriptions", field="currency")
     before = _snapshot(account, ACCOUNT_FIELDS)
     _apply(account, changes, ACCOUNT_FIELDS)
     full_clean(account)

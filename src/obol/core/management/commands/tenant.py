@@ -2,10 +2,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from obol.core.management.base import tenant_from_option
+from obol.core.management.base import reported_errors, tenant_from_option
 from obol.core.models import StaffProfile, Tenant
 from obol.core.roles import Role
-from obol.core.units import get_unit
+from obol.core.validation import full_clean
 
 
 class Command(BaseCommand):
@@ -32,11 +32,13 @@ class Command(BaseCommand):
         if action == "create":
             if Tenant.objects.filter(code=options["code"]).exists():
                 raise CommandError(f"tenant {options['code']!r} exists already")
-            currency = get_unit(options["currency"])
-            tenant = Tenant.objects.create(
-                code=options["code"], name=options["name"], default_currency=currency.code,
-                country=options["country"].upper(), timezone=options["timezone"], rounding=options["rounding"],
+            tenant = Tenant(
+                code=options["code"], name=options["name"], default_currency=options["currency"].upper(),
+                country=options["country"], timezone=options["timezone"], rounding=options["rounding"],
             )
+            with reported_errors():
+                full_clean(tenant)
+            tenant.save()
             self.stdout.write(f"created tenant {tenant.code} ({tenant.name})")
         elif action == "staff":
             tenant = tenant_from_option(options["tenant"])

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -17,6 +18,9 @@ class Command(BaseCommand):
         self.stdout.write("database migrated")
         if not no_demo:
             call_command("demo", "load", stdout=self.stdout)
+            if not settings.DEBUG:
+                self.stderr.write("warning: the demo tenant's passwords and API key are public; "
+                                  "use --no-demo on a server others can reach")
         base = f"http://{host}:{port}"
         self.stdout.write(
             "\n"
