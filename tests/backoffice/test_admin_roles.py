@@ -1,5 +1,7 @@
 """The back office (Django admin) under the staff roles: read-only staff see but cannot change,
 clerks change business data, nobody sees another tenant's rows."""
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -107,3 +109,28 @@ def test_a_platform_superuser_adds_a_contact_in_the_customers_tenant(tenant, cus
     assert response.status_code == 302, response.content.decode()[:1500]
     with tenant_context(tenant):
         assert customer.contacts.get().name == "Byron"
+
+
+def test_a_clerk_subscribes_and_terminates_in_the_back_office(tenant, clerk):
+    from obol.core.audit import history
+    from obol.subscriptions.models import Subscription
+    from tests.factories import make_account, make_plan
+
+    with tenant_context(tenant):
+        account, plan = make_account("A-1"), make_plan()
+        usd_plan = make_plan("usd-plan", currency="USD")
+    client = staff_client(tenant, "clerkuser", "clerk")
+    refused = client.post("/admin/subscriptions/subscription/add/",
+                          {"account": account.pk, "plan": usd_plan.pk, "quantity": "1", "start_date": "2026-02-01"})
+    assert refused.status_code == 200 and "priced in USD" in refused.content.decode()
+    created = client.post("/admin/subscriptions/subscription/add/",
+                          {"account": account.pk, "plan": plan.pk, "quantity": "2", "start_date": "2026-02-01"})
+    assert created.status_code == 302, re.findall(r"errorlist[^>]*>(.*?)</ul>", created.content.decode(), re.S)
+    with tenant_context(tenant):
+        sub = Subscription.objects.get()
+    assert sub.status == "active" and sub.quantity == 2
+    client.post("/admin/subscriptions/subscription/", {"action": "terminate_today", "_selected_action": [sub.pk]})
+    with tenant_context(tenant):
+        sub.refresh_from_db()
+        assert sub.status == "terminated"
+        assert history(sub).first().actor_label == "clerkuser"

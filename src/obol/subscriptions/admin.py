@@ -79,6 +79,9 @@ class SubscriptionAdmin(TenantScopedAdmin):
     actions = [_transition_action(n) for n in ("activate", "suspend", "resume", "terminate")]
     raw_id_fields = ["account"]
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = SubscribeForm
