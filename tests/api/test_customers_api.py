@@ -122,3 +122,16 @@ def test_read_only_key_can_read_but_not_change(api, readonly_api, tenant):
     assert readonly_api.patch(f"/customers/{customer['id']}", {"name": "Changed"}).status_code == 403
     with tenant_context(tenant):
         assert list(Customer.objects.values_list("name", flat=True)) == ["Kept"]
+
+
+def test_updates_leave_old_and_new_values_in_the_audit_trail(api, tenant):
+    customer = api.post("/customers", {"name": "Ada", "email": "ada@old.example"}).json()
+    account = api.post("/accounts", {"customer_id": customer["id"], "payment_terms_days": 14}).json()
+    api.patch(f"/customers/{customer['id']}", {"email": "ada@new.example"})
+    api.patch(f"/accounts/{account['id']}", {"payment_terms_days": 30, "omit_from_dunning": True})
+    with tenant_context(tenant):
+        assert AuditEvent.objects.get(action="customer.update").changes == {
+            "email": ["ada@old.example", "ada@new.example"]}
+        event = AuditEvent.objects.get(action="account.update")
+    assert event.changes == {"payment_terms_days": [14, 30], "omit_from_dunning": [False, True]}
+    assert event.actor_kind == "api_key"

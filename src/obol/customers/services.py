@@ -44,15 +44,21 @@ def create_customer(actor: Actor, *, number: str | None = None, contacts=(), add
     return customer
 
 
+def _update(actor: Actor, obj, action: str, fields: tuple[str, ...], changes: dict, reason: str):
+    """Change `fields` of a customer or an account: validated, saved, audited as {field: [old, new]}."""
+    actor.require_write()
+    before = _snapshot(obj, fields)
+    _apply(obj, changes, fields)
+    full_clean(obj)
+    obj.save()
+    audit.record(actor, action, obj,
+                 audit.diff(before, _snapshot(obj, fields)), reason)
+    return obj
+
+
 @transaction.atomic
 def update_customer(actor: Actor, customer: Customer, reason: str = "", **changes) -> Customer:
-    actor.require_write()
-    before = _snapshot(customer, CUSTOMER_FIELDS)
-    _apply(customer, changes, CUSTOMER_FIELDS)
-    full_clean(customer)
-    customer.save()
-    audit.record(actor, "customer.update", customer, audit.diff(before, _snapshot(customer, CUSTOMER_FIELDS)), reason)
-    return customer
+    return _update(actor, customer, "customer.update", CUSTOMER_FIELDS, changes, reason)
 
 
 @transaction.atomic
@@ -96,13 +102,7 @@ def open_account(actor: Actor, customer: Customer, *, number: str | None = None,
 
 @transaction.atomic
 def update_account(actor: Actor, account: BillingAccount, reason: str = "", **changes) -> BillingAccount:
-    actor.require_write()
-    before = _snapshot(account, ACCOUNT_FIELDS)
-    _apply(account, changes, ACCOUNT_FIELDS)
-    full_clean(account)
-    account.save()
-    audit.record(actor, "account.update", account, audit.diff(before, _snapshot(account, ACCOUNT_FIELDS)), reason)
-    return account
+    return _update(actor, account, "account.update", ACCOUNT_FIELDS, changes, reason)
 
 
 @transaction.atomic

@@ -14,10 +14,13 @@ def tenant_from_option(code: str | None) -> Tenant:
         if tenant is None:
             raise CommandError(f"no tenant with code {code!r}")
         return tenant
-    tenants = list(Tenant.objects.all()[:2])
-    if len(tenants) != 1:
-        raise CommandError("give --tenant CODE (there is not exactly one tenant)")
-    return tenants[0]
+    tenants = list(Tenant.objects.order_by("code"))
+    if len(tenants) == 1:
+        return tenants[0]
+    if not tenants:
+        raise CommandError("there is no tenant yet: create one first (obol tenant create CODE NAME)")
+    codes = ", ".join(t.code for t in tenants)
+    raise CommandError(f"several tenants exist: name one with --tenant ({codes})")
 
 
 class reported_errors:

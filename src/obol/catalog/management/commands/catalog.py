@@ -8,8 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from obol.catalog.services import load_catalog
 from obol.core.actors import Actor
-from obol.core.errors import ObolError
-from obol.core.models import Tenant
+from obol.core.management.base import reported_errors, tenant_from_option
 from obol.core.tenancy import tenant_context
 
 
@@ -18,21 +17,6 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise CommandError(f"--effective-from: {text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _tenant(code: str | None) -> Tenant:
-    if code:
-        tenant = Tenant.objects.filter(code=code).first()
-        if tenant is None:
-            raise CommandError(f"no tenant with code {code!r}")
-        return tenant
-    tenants = list(Tenant.objects.order_by("code"))
-    if len(tenants) == 1:
-        return tenants[0]
-    if not tenants:
-        raise CommandError("there is no tenant yet: create one first")
-    codes = ", ".join(t.code for t in tenants)
-    raise CommandError(f"several tenants exist: name one with --tenant ({codes})")
 
 
 class Command(BaseCommand):
@@ -59,11 +43,7 @@ class Command(BaseCommand):
             text = Path(file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"{file}: cannot read: {exc}") from None
-        tenant = _tenant(tenant_code)
-        with tenant_context(tenant):
-            try:
-                report = load_catalog(text, source=file, actor=Actor.process("catalog load"),
-                                      effective_from=day)
-            except ObolError as exc:
-                raise CommandError(exc.message) from None
+        tenant = tenant_from_option(tenant_code)
+        with tenant_context(tenant), reported_errors():
+            report = load_catalog(text, source=file, actor=Actor.process("catalog load"), effective_from=day)
         self.stdout.write(str(report))
