@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "obol.catalog",
     "obol.customers",
     "obol.subscriptions",
+    "obol.balances",
     "obol.api",
     "obol.demo",
 ]

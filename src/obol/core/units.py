@@ -88,6 +88,15 @@ def get_unit(code: str | Unit) -> Unit:
     return unit
 
 
+def base_unit(unit: Unit | str) -> Unit:
+    """The unit a dimension counts in exactly (second for time, byte for data); the unit itself
+    when it has no dimension."""
+    unit = get_unit(unit)
+    if unit.dimension is None:
+        return unit
+    return next(u for u in UNITS.values() if u.dimension == unit.dimension and u.base_factor == 1)
+
+
 def currency_codes() -> list[str]:
     return [u.code for u in UNITS.values() if u.is_money]
 
