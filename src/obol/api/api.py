@@ -80,6 +80,7 @@ def http_error(request, exc: HttpError):
 
 
 def _register_routers() -> None:
+    from obol.balances.api import router as balances_router
     from obol.catalog.api import router as catalog_router
     from obol.customers.api import router as customers_router
     from obol.subscriptions.api import router as subscriptions_router
@@ -87,6 +88,7 @@ def _register_routers() -> None:
     api.add_router("/", customers_router)
     api.add_router("/", catalog_router)
     api.add_router("/", subscriptions_router)
+    api.add_router("/", balances_router)
 
 
 _register_routers()

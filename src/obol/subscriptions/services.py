@@ -19,7 +19,7 @@ from obol.core.numbering import next_number
 from obol.core.tenancy import current_tenant
 from obol.core.validation import full_clean
 from obol.customers.models import BillingAccount
-from obol.subscriptions import identifiers, timeline
+from obol.subscriptions import identifiers, signals, timeline
 from obol.subscriptions.models import Subscription, SubscriptionChange, UsageIdentifier
 
 Kind = SubscriptionChange.Kind
@@ -145,7 +145,18 @@ def _transition(actor: Actor, subscription: Subscription, transition: str, effec
             quantity=subscription.quantity, reason=reason, changes=changes)
     subscription.status = target
     subscription.save(update_fields=update)
+    if transition == "activate":
+        signals.subscription_activated.send(
+            Subscription, subscription=subscription, effective_date=effective_date, actor=actor,
+            first_for_customer=_first_activation(subscription),
+        )
     return subscription
+
+
+def _first_activation(subscription: Subscription) -> bool:
+    return not SubscriptionChange.objects.filter(
+        kind=Kind.ACTIVATE, subscription__account__customer_id=subscription.account.customer_id
+    ).exclude(subscription=subscription).exists()
 
 
 @transaction.atomic

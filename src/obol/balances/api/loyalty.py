@@ -1,0 +1,4 @@
+"""REST routes: loyalty."""
+from ninja import Router
+
+router = Router(tags=["balances"])

@@ -1,0 +1,4 @@
+"""REST routes: pockets."""
+from ninja import Router
+
+router = Router(tags=["balances"])

@@ -1,0 +1,4 @@
+"""REST routes: promotions."""
+from ninja import Router
+
+router = Router(tags=["balances"])

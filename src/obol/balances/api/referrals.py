@@ -1,0 +1,4 @@
+"""REST routes: referrals."""
+from ninja import Router
+
+router = Router(tags=["balances"])

@@ -1,0 +1,4 @@
+"""REST routes: vouchers."""
+from ninja import Router
+
+router = Router(tags=["balances"])

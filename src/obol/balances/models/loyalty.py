@@ -1,0 +1,2 @@
+"""loyalty models (filled in by its feature)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""promotions models (filled in by its feature)."""
+__all__: list[str] = []

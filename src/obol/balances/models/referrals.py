@@ -1,0 +1,2 @@
+"""referrals models (filled in by its feature)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""vouchers models (filled in by its feature)."""
+__all__: list[str] = []
