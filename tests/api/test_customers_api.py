@@ -77,7 +77,7 @@ def test_accounts_with_parent_and_credit_limit(api):
                                    "mode": "hybrid"})
     assert child.status_code == 201, child.content
     assert child.json()["parent_id"] == parent["id"] and child.json()["currency"] == "EUR"
-    assert parent["credit_limit"] == "5000.00" and parent["bill_cycle_day"] == 31
+    assert parent["credit_limit"] == "5000" and parent["bill_cycle_day"] == 31
 
     circle = api.patch(f"/accounts/{parent['id']}", {"parent_id": child.json()["id"]})
     assert circle.status_code == 422 and circle.json()["error"]["field"] == "parent"

@@ -10,6 +10,8 @@ from obol.api.api import api as ninja_api
 from obol.core.actors import Actor
 from obol.core.models import AuditEvent
 from obol.core.tenancy import all_tenants, tenant_context
+from obol.balances import services as balances
+from obol.core.money import Amount
 from obol.customers import services as customers
 from obol.subscriptions import services as subscriptions
 from tests.factories import make_plan
@@ -31,6 +33,9 @@ BODIES = {
     ("post", "/plans"): None,  # creates in the caller's own tenant: no foreign id involved
     ("put", "/plans/{plan_id}"): {"code": "{plan_code}", "name": "Hacked", "currency": "EUR", "charges": []},
     ("patch", "/plans/{plan_id}"): {"name": "Hacked"},
+    ("post", "/accounts/{account_id}/top-ups"): {"amount": "1", "reference": "intruder"},
+    ("post", "/accounts/{account_id}/pockets/{pocket_id}/adjustments"): {"amount": "-1", "reason": "theft"},
+    ("post", "/accounts/{account_id}/authorize"): {"quantity": "1", "unit": "EUR"},
 }
 TRANSITION = {"effective_date": "2026-03-01", "reason": "intrusion"}
 
@@ -45,7 +50,9 @@ def victim(other_tenant):
         plan = make_plan("victim-plan")
         sub = subscriptions.subscribe(actor, account, plan, start_date=date(2026, 1, 1),
                                       identifiers_=[{"kind": "msisdn", "value": "33600000001"}])
-        return {"customer_id": customer.pk, "account_id": account.pk, "subscription_id": sub.pk,
+        pocket = balances.money_pocket(actor, account)
+        balances.top_up(actor, account, Amount("5", "EUR"), reference="victim-pay")
+        return {"pocket_id": pocket.pk, "customer_id": customer.pk, "account_id": account.pk, "subscription_id": sub.pk,
                 "identifier_id": sub.identifiers.get().pk, "plan_id": plan.pk, "plan_code": plan.code}
 
 
@@ -58,6 +65,7 @@ def _fill(value, ids):
 
 
 def _snapshot():
+    from obol.balances.models import LedgerEntry, Pocket
     from obol.catalog.models import PricePlan
     from obol.customers.models import Address, BillingAccount, Contact, Customer
     from obol.subscriptions.models import Subscription, SubscriptionChange, UsageIdentifier
@@ -73,6 +81,8 @@ def _snapshot():
             "changes": SubscriptionChange.objects.count(),
             "identifiers": list(UsageIdentifier.objects.order_by("pk").values()),
             "audit": AuditEvent.objects.count(),
+            "pockets": list(Pocket.objects.order_by("pk").values()),
+            "ledger": LedgerEntry.objects.count(),
         }
 
 

@@ -94,7 +94,8 @@ def test_postpaid_accrues_and_is_refused_at_its_credit_limit():
     assert plan_spend([owed, promo_money], POSTPAID, request("0.50", "EUR")).takes == (Take(9, D("0.50")),)
     refused = plan_spend([owed], POSTPAID, request("0.51", "EUR"))
     assert not refused.allowed and refused.code == "credit_limit_exceeded"
-    assert refused.message.startswith("credit limit 100 EUR would be exceeded")
+    assert refused.message == ("credit limit 100.00 EUR would be exceeded: 99.50 EUR unbilled + 0.00 EUR unpaid "
+                               "invoices + 0.51 EUR = 100.01 EUR")
 
 
 def test_unpaid_invoices_count_against_the_credit_limit():

@@ -1,4 +1,6 @@
-"""JSON out of the API: decimals as plain fixed-point strings ("0.0000001", never "1E-7")."""
+"""JSON out of the API: decimals as canonical fixed-point strings: no exponent ("0.0000001", never
+"1E-7") and no trailing zeros ("10", not "10.00"), so an amount reads the same whichever database
+stored it (SQLite keeps no scale, PostgreSQL does)."""
 from __future__ import annotations
 
 import json
@@ -8,9 +10,11 @@ from django.http import HttpResponse
 from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
+from obol.core.fields import canonical_text
+
 
 def decimal_text(value: Decimal) -> str:
-    return format(value, "f")
+    return canonical_text(value)
 
 
 class ObolJSONEncoder(NinjaJSONEncoder):

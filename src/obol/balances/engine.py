@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from obol.core.money import EXACT, Amount
+from obol.core.money import EXACT, Amount, display
 from obol.core.rounding import RoundingPlace, RoundingRule, round_amount
 
 PREPAID, POSTPAID, HYBRID = "prepaid", "postpaid", "hybrid"
@@ -151,8 +151,8 @@ def _accrual_refusal(account: AccountState, owed: Decimal, needed: Decimal) -> S
         if needed <= available:
             return None
         return SpendPlan(False, code="insufficient_credit",
-                         message=f"not enough credit: {needed} {currency} more is needed, "
-                                 f"{max(available, Decimal(0))} {currency} of credit is left",
+                         message=f"not enough credit: {display(needed, currency)} more is needed, "
+                                 f"{display(max(available, Decimal(0)), currency)} of credit is left",
                          details={"needed": needed, "available": max(available, Decimal(0))})
     if limit is None:
         return None
@@ -160,8 +160,8 @@ def _accrual_refusal(account: AccountState, owed: Decimal, needed: Decimal) -> S
     if exposure <= limit:
         return None
     return SpendPlan(False, code="credit_limit_exceeded",
-                     message=f"credit limit {limit} {currency} would be exceeded: {owed} {currency} unbilled "
-                             f"+ {account.unpaid_invoices} {currency} unpaid invoices + {needed} {currency} "
-                             f"= {exposure} {currency}",
+                     message=f"credit limit {display(limit, currency)} would be exceeded: "
+                             f"{display(owed, currency)} unbilled + {display(account.unpaid_invoices, currency)} "
+                             f"unpaid invoices + {display(needed, currency)} = {display(exposure, currency)}",
                      details={"credit_limit": limit, "unbilled": owed, "unpaid_invoices": account.unpaid_invoices,
                               "needed": needed})

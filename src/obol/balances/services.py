@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from django.db import transaction
 
@@ -19,10 +19,13 @@ from obol.core.actors import Actor
 from obol.core.errors import Conflict, ValidationFailed
 from obol.core.money import EXACT, Amount
 from obol.core.tenancy import current_tenant
-from obol.core.units import base_unit
+from obol.core.units import base_unit, get_unit
 from obol.customers.models import BillingAccount
 
 Kind = LedgerEntry.Kind
+# A per-second price from a per-minute one is a repeating decimal: keep 28 digits; the cost is
+# rounded at the rating place by the engine.
+_RATE = Context(prec=28)
 
 
 class SpendRefused(Conflict):
@@ -120,11 +123,14 @@ def _account_state(account: BillingAccount) -> engine.AccountState:
     )
 
 
-def _request(amount: Amount, *, at, service, destination_group, price) -> engine.SpendRequest:
+def _request(amount: Amount, *, at, service, destination_group, price, price_unit) -> engine.SpendRequest:
     stored = storage(amount)
     unit_price = None
-    if price is not None:  # price per unit of `amount`: per storage unit is price / factor
-        unit_price = EXACT.divide(price.value, amount.unit.base_factor) if amount.unit.dimension else price.value
+    if price is not None:  # money per 1 `price_unit` (default: amount's unit) -> per storage unit
+        per = get_unit(price_unit) if price_unit else amount.unit
+        if per.dimension != amount.unit.dimension or (per.dimension is None and per != amount.unit):
+            raise ValidationFailed(f"price_unit: {per.code} does not measure {amount.unit.code}", field="price_unit")
+        unit_price = _RATE.divide(price.value, per.base_factor)
     return engine.SpendRequest(quantity=stored.value, unit=stored.unit.code, at=at or clock.now(),
                                service=service, destination_group=destination_group, price=unit_price)
 
@@ -134,12 +140,13 @@ def _pockets_for(account: BillingAccount, unit: str) -> list[Pocket]:
 
 
 def authorize(account: BillingAccount, amount: Amount, *, service: str | None = None,
-              destination_group: str | None = None, price: Amount | None = None,
+              destination_group: str | None = None, price: Amount | None = None, price_unit: str | None = None,
               at: datetime | None = None) -> engine.SpendPlan:
     """Can `account` spend `amount` (of any unit) on `service` now, and from which pockets?
-    `price` (account currency per 1 unit of `amount`) lets money pay for what unit pockets do
-    not cover. Reads only; `spend` does the same and books it."""
-    request = _request(amount, at=at, service=service, destination_group=destination_group, price=price)
+    `price` (account currency per 1 `price_unit`, default per 1 unit of `amount`) lets money pay for
+    what unit pockets do not cover. Reads only; `spend` does the same and books it."""
+    request = _request(amount, at=at, service=service, destination_group=destination_group, price=price,
+                       price_unit=price_unit)
     return engine.plan_spend(_states(_pockets_for(account, request.unit)), _account_state(account), request)
 
 
@@ -152,8 +159,8 @@ class Spent:
 
 @transaction.atomic
 def spend(actor: Actor, account: BillingAccount, amount: Amount, *, reference: str, service: str | None = None,
-          destination_group: str | None = None, price: Amount | None = None, at: datetime | None = None,
-          reason: str = "") -> Spent:
+          destination_group: str | None = None, price: Amount | None = None, price_unit: str | None = None,
+          at: datetime | None = None, reason: str = "") -> Spent:
     """Book a spend as `authorize` plans it, or raise SpendRefused. `reference` (e.g. the usage
     record's key) makes it idempotent: spending the same reference again books nothing."""
     actor.require_write()
@@ -163,7 +170,8 @@ def spend(actor: Actor, account: BillingAccount, amount: Amount, *, reference: s
     booked = tuple(LedgerEntry.objects.filter(pocket__account=account, kind=Kind.DEBIT, reference=reference))
     if booked:
         return Spent(engine.SpendPlan(True), booked, duplicate=True)
-    request = _request(amount, at=at, service=service, destination_group=destination_group, price=price)
+    request = _request(amount, at=at, service=service, destination_group=destination_group, price=price,
+                       price_unit=price_unit)
     pockets = {p.pk: p for p in _pockets_for(account, request.unit)}
     plan = engine.plan_spend(_states(pockets.values()), _account_state(account), request)
     if not plan.allowed:

@@ -138,3 +138,12 @@ def sum_amounts(amounts, unit: Unit | str) -> Amount:
     for amount in amounts:
         total = total + amount
     return total
+
+
+def display(value: Decimal, unit: Unit | str) -> str:
+    """`value` for people: at least the unit's decimals (10.5 EUR -> '10.50 EUR'), never fewer digits
+    than it has."""
+    unit = get_unit(unit)
+    exponent = value.as_tuple().exponent
+    decimals = max(unit.decimals if unit.is_money else 0, -exponent if isinstance(exponent, int) and exponent < 0 else 0)
+    return f"{value:.{decimals}f} {unit.code}"

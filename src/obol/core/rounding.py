@@ -10,7 +10,9 @@ from enum import Enum
 
 from django.db import models
 
+from obol.core.errors import ValidationFailed
 from obol.core.money import Amount
+from obol.core.units import get_unit
 
 # The one context allowed to drop digits: rounding at a named place.
 _ROUNDING = Context(prec=60, traps=[InvalidOperation])
@@ -25,19 +27,26 @@ _DECIMAL_MODES = {RoundingRule.HALF_UP: ROUND_HALF_UP, RoundingRule.HALF_EVEN: R
 
 
 class RoundingPlace(Enum):
-    """Where an amount may be rounded, and to how many decimals (None: the unit's own)."""
+    """Where an amount may be rounded. `decimals` is fixed for some places; None means the unit's
+    own (a currency's minor unit)."""
 
-    RATING = 6
-    INVOICE_LINE = None
-    TAX_TOTAL = None
-    INVOICE_TOTAL = None
-    PAYMENT = None
-    PRORATION = None
-    ALLOWANCE = None
+    RATING = "rating"
+    DISPLAY = "display"
+    INVOICE_LINE = "invoice_line"
+    TAX_TOTAL = "tax_total"
+    INVOICE_TOTAL = "invoice_total"
+    PAYMENT = "payment"
+    PRORATION = "proration"
+    ALLOWANCE = "allowance"
 
     @property
     def decimals(self) -> int | None:
-        return self.value
+        return _FIXED_DECIMALS.get(self)
+
+
+# Rating keeps 6 decimals whatever the currency; showing a balance in a larger unit (seconds as
+# minutes) does too. Every other place rounds to the unit's own decimals.
+_FIXED_DECIMALS = {RoundingPlace.RATING: 6, RoundingPlace.DISPLAY: 6}
 
 
 def round_amount(amount: Amount, place: RoundingPlace, rule: RoundingRule | str = RoundingRule.HALF_UP) -> Amount:
@@ -45,3 +54,16 @@ def round_amount(amount: Amount, place: RoundingPlace, rule: RoundingRule | str 
     quantum = Decimal(1).scaleb(-decimals)
     value = amount.value.quantize(quantum, rounding=_DECIMAL_MODES[RoundingRule(rule)], context=_ROUNDING)
     return Amount(value, amount.unit)
+
+
+def convert_rounded(amount: Amount, unit, place: RoundingPlace, rule: RoundingRule | str = RoundingRule.HALF_UP) -> Amount:
+    """`amount` in another unit of its dimension, rounded at `place` when the conversion is not
+    exact (3599 seconds shown in minutes)."""
+    try:
+        return amount.convert(unit)
+    except ValidationFailed:
+        target = get_unit(unit)
+        if amount.unit.dimension is None or amount.unit.dimension != target.dimension:
+            raise
+        base = _ROUNDING.multiply(amount.value, amount.unit.base_factor)
+        return round_amount(Amount(_ROUNDING.divide(base, target.base_factor), target), place, rule)
