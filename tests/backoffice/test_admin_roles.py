@@ -134,3 +134,13 @@ def test_a_clerk_subscribes_and_terminates_in_the_back_office(tenant, clerk):
         sub.refresh_from_db()
         assert sub.status == "terminated"
         assert history(sub).first().actor_label == "clerkuser"
+
+
+def test_a_duplicate_customer_number_is_a_form_error_not_a_crash(tenant, customer):
+    client = staff_client(tenant, "clerk", "clerk")
+    form = {**change_form(customer, "Someone else"), "number": "C-1"}
+    response = client.post("/admin/customers/customer/add/", form)
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    with tenant_context(tenant):
+        assert Customer.objects.count() == 1

@@ -117,3 +117,9 @@ def test_hybrid_uses_units_then_money_then_accrual():
 @pytest.mark.parametrize("quantity", ["0", "-1"])
 def test_a_quantity_must_be_positive(quantity):
     assert plan_spend([], PREPAID, request(quantity)).code == "invalid_quantity"
+
+
+def test_a_closed_account_spends_nothing():
+    closed = AccountState("prepaid", "EUR", closed=True)
+    plan = plan_spend([PocketState(1, "EUR", D(100))], closed, request("1", "EUR"))
+    assert not plan.allowed and plan.code == "account_closed"

@@ -64,6 +64,7 @@ class AccountState:
     credit_limit: Decimal | None = None
     unpaid_invoices: Decimal = Decimal(0)
     rounding: str = RoundingRule.HALF_UP
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def _take_in_order(pockets, request, needed: Decimal, takes: list[Take]) -> Deci
 def plan_spend(pockets: list[PocketState], account: AccountState, request: SpendRequest) -> SpendPlan:
     if request.quantity <= 0:
         return SpendPlan(False, code="invalid_quantity", message=f"quantity must be positive, not {request.quantity}")
+    if account.closed:
+        return SpendPlan(False, code="account_closed", message="the account is closed")
     takes: list[Take] = []
     unit_pockets = [p for p in pockets if p.unit == request.unit and not p.is_accrual]
     if request.unit == account.currency:

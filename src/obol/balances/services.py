@@ -120,6 +120,7 @@ def _account_state(account: BillingAccount) -> engine.AccountState:
     return engine.AccountState(
         mode=account.mode, currency=account.currency, credit_limit=account.credit_limit,
         unpaid_invoices=unpaid_invoices(account), rounding=current_tenant().rounding,
+        closed=account.status == BillingAccount.Status.CLOSED,
     )
 
 

@@ -3,6 +3,7 @@ tenant-owned model's admin uses: rows come through the tenant-scoped manager, ne
 the staff user's tenant, and every save or delete leaves an audit row."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.forms.models import BaseInlineFormSet
 
@@ -15,7 +16,24 @@ def _is_platform(request) -> bool:
     return tenancy.current_scope() is tenancy.ALL_TENANTS
 
 
+class TenantScopedForm(forms.ModelForm):
+    """Validates uniqueness per tenant even though the tenant field is not on the form, so a
+    duplicate code is a form error rather than a database error."""
+
+    def _get_validation_exclusions(self):
+        exclusions = super()._get_validation_exclusions()
+        exclusions.discard("tenant")
+        return exclusions
+
+    def _post_clean(self):
+        scope = tenancy.current_scope()
+        if getattr(self.instance, "tenant_id", None) is None and scope not in (None, tenancy.ALL_TENANTS):
+            self.instance.tenant = scope
+        super()._post_clean()
+
+
 class TenantScopedAdmin(admin.ModelAdmin):
+    form = TenantScopedForm
     def get_exclude(self, request, obj=None):
         excluded = list(super().get_exclude(request, obj) or [])
         if not _is_platform(request):
@@ -61,6 +79,12 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
 class SameTenantInlineFormSet(BaseInlineFormSet):
     """New inline rows belong to the tenant of the row they are part of (also for platform staff)."""
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if getattr(form.instance, "tenant_id", None) is None and getattr(self.instance, "tenant_id", None):
+            form.instance.tenant_id = self.instance.tenant_id
+        return form
 
     def save_new(self, form, commit=True):
         form.instance.tenant_id = self.instance.tenant_id

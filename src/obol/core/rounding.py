@@ -5,7 +5,7 @@ units (JPY 0, EUR 2, BHD 3) or the unit's own precision; rating keeps 6 decimals
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from enum import Enum
 
 from django.db import models
@@ -38,6 +38,7 @@ class RoundingPlace(Enum):
     PAYMENT = "payment"
     PRORATION = "proration"
     ALLOWANCE = "allowance"
+    LOYALTY_POINTS = "loyalty_points"
 
     @property
     def decimals(self) -> int | None:
@@ -46,13 +47,16 @@ class RoundingPlace(Enum):
 
 # Rating keeps 6 decimals whatever the currency; showing a balance in a larger unit (seconds as
 # minutes) does too. Every other place rounds to the unit's own decimals.
-_FIXED_DECIMALS = {RoundingPlace.RATING: 6, RoundingPlace.DISPLAY: 6}
+_FIXED_DECIMALS = {RoundingPlace.RATING: 6, RoundingPlace.DISPLAY: 6, RoundingPlace.LOYALTY_POINTS: 0}
+# Loyalty points are earned in whole points, always rounded down, whatever the tenant's rule.
+_FIXED_MODES = {RoundingPlace.LOYALTY_POINTS: ROUND_DOWN}
 
 
 def round_amount(amount: Amount, place: RoundingPlace, rule: RoundingRule | str = RoundingRule.HALF_UP) -> Amount:
     decimals = place.decimals if place.decimals is not None else amount.unit.decimals
     quantum = Decimal(1).scaleb(-decimals)
-    value = amount.value.quantize(quantum, rounding=_DECIMAL_MODES[RoundingRule(rule)], context=_ROUNDING)
+    mode = _FIXED_MODES.get(place) or _DECIMAL_MODES[RoundingRule(rule)]
+    value = amount.value.quantize(quantum, rounding=mode, context=_ROUNDING)
     return Amount(value, amount.unit)
 
 

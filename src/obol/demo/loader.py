@@ -12,10 +12,12 @@ from django.db import transaction
 
 from obol.api.auth import create_api_key
 from obol.api.models import ApiKey
+from obol.balances import services as balances
 from obol.catalog.models import PricePlan
 from obol.catalog.services import load_catalog
 from obol.core.actors import Actor
 from obol.core.models import StaffProfile, Tenant
+from obol.core.money import Amount
 from obol.core.roles import Role
 from obol.core.tenancy import tenant_context
 from obol.customers import services as customers
@@ -68,6 +70,9 @@ def _customer(actor: Actor, row: dict, plans: dict[str, PricePlan]) -> None:
         actor, account, plans[row["plan"]], start_date=date.fromisoformat(row["start_date"]),
         quantity=int(row["quantity"]), identifiers_=identifiers, reason="demo data",
     )
+    if row["mode"] == "prepaid":
+        balances.top_up(actor, account, Amount("15.00", "EUR"), reference=f"demo-topup-{row['number']}",
+                        reason="demo opening credit")
 
 
 @transaction.atomic
