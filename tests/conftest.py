@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from obol.api.auth import create_api_key
 from obol.core.actors import Actor
 from obol.core.models import Tenant
 from obol.core.roles import Role
 from obol.core.tenancy import tenant_context
+from tests.support.api_client import ApiClient
 
 
 @pytest.fixture
@@ -40,3 +42,28 @@ def reader():
 @pytest.fixture
 def system():
     return Actor.process("test")
+
+
+def _key(tenant, role):
+    with tenant_context(tenant):
+        return create_api_key(Actor.process("test"), f"{role} key", role)[1]
+
+
+@pytest.fixture
+def api(tenant):
+    return ApiClient(_key(tenant, "clerk"))
+
+
+@pytest.fixture
+def readonly_api(tenant):
+    return ApiClient(_key(tenant, "readonly"))
+
+
+@pytest.fixture
+def other_api(other_tenant):
+    return ApiClient(_key(other_tenant, "clerk"))
+
+
+@pytest.fixture
+def anonymous(db):
+    return ApiClient(None)

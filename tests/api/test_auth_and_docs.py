@@ -14,7 +14,7 @@ def test_without_a_key_every_route_answers_401(anonymous):
 
 
 def test_a_wrong_or_revoked_key_is_refused(tenant, api):
-    from tests.api.conftest import ApiClient
+    from tests.support.api_client import ApiClient
 
     assert ApiClient("obol_deadbeef_not-a-real-key").get("/customers").status_code == 401
     assert ApiClient("garbage").get("/customers").status_code == 401

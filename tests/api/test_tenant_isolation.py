@@ -36,6 +36,10 @@ BODIES = {
     ("post", "/accounts/{account_id}/top-ups"): {"amount": "1", "reference": "intruder"},
     ("post", "/accounts/{account_id}/pockets/{pocket_id}/adjustments"): {"amount": "-1", "reason": "theft"},
     ("post", "/accounts/{account_id}/authorize"): {"quantity": "1", "unit": "EUR"},
+    ("post", "/accounts/{account_id}/vouchers/redeem"): {"code": "ABCD-EFGH-JKLM-NPQR"},
+    ("post", "/voucher-batches"): None,  # creates in the caller's own tenant
+    ("post", "/accounts/{account_id}/loyalty/redeem"): {"reward": "credit-1", "reference": "intruder"},
+    ("post", "/subscriptions/{subscription_id}/promotions"): {"code": "WELCOME"},
 }
 TRANSITION = {"effective_date": "2026-03-01", "reason": "intrusion"}
 

@@ -152,3 +152,11 @@ def test_verify_finds_a_pocket_whose_balance_drifted(in_tenant, system):
         call_command("balances", "verify")
     assert [str(m) for m in services.verify()] == [
         f"pocket {pocket.pk} of account A-1: balance 8 but its ledger entries sum to 7"]
+
+
+def test_the_daily_commands_run_on_an_empty_tenant(tenant, capsys):
+    call_command("balances", "expire")
+    call_command("balances", "grant-promotions")
+    call_command("allowances", "grant", "--date", "2026-03-10")
+    out = capsys.readouterr().out
+    assert "0 pocket(s) expired" in out and "acme: 0 pocket(s) granted, 0 application(s) ended" in out

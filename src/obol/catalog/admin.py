@@ -153,7 +153,7 @@ class ChargeInline(_VersionContentInline):
 
 class AllowanceInline(_VersionContentInline):
     model = Allowance
-    fields = ["position", "service", "amount", "unit", "period", "prorate"]
+    fields = ["position", "service", "amount", "unit", "period", "prorate", "rollover_cap"]
 
 
 class VersionForm(forms.ModelForm):

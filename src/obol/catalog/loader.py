@@ -241,6 +241,7 @@ class AllowanceSpec(Spec):
     unit: UnitCode
     period: Period = "month"
     prorate: bool = False
+    rollover_cap: Amount | None = None  # in `unit`; None: nothing rolls over
 
 
 class PlanSpec(Spec):

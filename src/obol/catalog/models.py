@@ -180,6 +180,11 @@ class Allowance(TenantOwned):
     unit = UnitField()
     period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
     prorate = models.BooleanField(default=False, help_text="Grant a prorated part for a partial period")
+    rollover_cap = ExactDecimalField(
+        null=True, blank=True,
+        help_text="In the allowance's unit: at most this much of a period's unused allowance rolls over "
+                  "into the next period (empty: nothing rolls over)",
+    )
 
     class Meta:
         ordering = ["version", "position"]

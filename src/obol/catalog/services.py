@@ -82,12 +82,17 @@ def _content(bill_during_suspension: bool, charges: list[tuple[Charge, list[Char
             }
             for c, tiers in charges
         ],
-        "allowances": [
-            {"service": a.service.code, "amount": _number(a.amount), "unit": a.unit, "period": a.period,
-             "prorate": a.prorate}
-            for a in allowances
-        ],
+        "allowances": [_allowance_content(a) for a in allowances],
     }
+
+
+def _allowance_content(allowance: Allowance) -> dict:
+    content = {"service": allowance.service.code, "amount": _number(allowance.amount), "unit": allowance.unit,
+               "period": allowance.period, "prorate": allowance.prorate}
+    if allowance.rollover_cap is not None:
+        # Only when set: versions fingerprinted before rollover existed keep their fingerprint.
+        content["rollover_cap"] = _number(allowance.rollover_cap)
+    return content
 
 
 def content_hash(content: dict) -> str:
@@ -126,7 +131,7 @@ def plan_document(version: PricePlanVersion) -> dict:
         "charges": [_charge_document(c, tiers) for c, tiers in charges],
         "allowances": [
             {"service": a.service.code, "amount": _number(a.amount), "unit": a.unit, "period": a.period,
-             "prorate": a.prorate}
+             "prorate": a.prorate, "rollover_cap": _number(a.rollover_cap)}
             for a in allowances
         ],
     }
@@ -252,7 +257,7 @@ class _Writer:
             charges.append((charge, tiers))
         allowances = [
             Allowance(service=self.services[a.service], amount=a.amount, unit=a.unit, period=a.period,
-                      prorate=a.prorate)
+                      prorate=a.prorate, rollover_cap=a.rollover_cap)
             for a in plan.allowances
         ]
         return charges, allowances

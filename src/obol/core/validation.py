@@ -22,12 +22,15 @@ def full_clean(obj, **kwargs) -> None:
                 message = f"{obj._meta.verbose_name} with this {' and '.join(unique)} already exists"
         else:
             field, message, code = None, "; ".join(exc.messages), None
-        code = code if code and code.startswith("invalid_") else None
+        code = code if code and code.startswith("invalid_") and code != "invalid_value" else None
         raise ValidationFailed(f"{field}: {message}" if field else message, field=field, code=code) from None
 
 
 def as_django_error(error: ValidationFailed) -> ValidationError:
     """For model.clean(): the same problem as Django's error, keyed by field, code kept."""
     message = error.message.removeprefix(f"{error.field}: ") if error.field else error.message
-    django_error = ValidationError(message, code=error.code)
+    # Django forms replace the message of an error coded like the field's own ("invalid" becomes
+    # "Enter a number."), so a generic code is sent under a name of ours.
+    code = "invalid_value" if error.code == "invalid" else error.code
+    django_error = ValidationError(message, code=code)
     return ValidationError({error.field: django_error}) if error.field else django_error

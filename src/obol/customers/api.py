@@ -4,11 +4,13 @@ from decimal import Decimal
 from typing import Annotated
 from typing import Literal
 
+from django.db import transaction
 from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from obol.api.idempotency import idempotent
 from obol.api.schemas import ERRORS
+from obol.balances.referrals import register_signup
 from obol.core.errors import NotFound
 from obol.customers import services
 from obol.customers.models import BillingAccount, Contact, Customer, Reseller
@@ -60,6 +62,7 @@ class CustomerIn(CustomerPatch):
     name: str = Field(..., min_length=1, max_length=200)
     contacts: list[ContactIn] = []
     addresses: list[AddressIn] = []
+    referral_code: str | None = Field(None, description="A referral code the customer signed up with")
 
 
 class CustomerOut(Schema):
@@ -113,7 +116,12 @@ def create_customer(request, payload: CustomerIn):
     data = _customer_fields(payload.dict(exclude_unset=True))
     data["contacts"] = [c.dict() for c in payload.contacts]
     data["addresses"] = [a.dict() for a in payload.addresses]
-    return services.create_customer(request.actor, **data)
+    referral_code = data.pop("referral_code", None)
+    with transaction.atomic():  # a refused referral code creates no customer
+        customer = services.create_customer(request.actor, **data)
+        if referral_code:
+            register_signup(request.actor, customer, referral_code)
+    return customer
 
 
 @router.get("/customers/{customer_id}", response={200: CustomerOut, **ERRORS}, summary="Get a customer")

@@ -1,9 +1,5 @@
-import pytest
+"""A test client for the REST API that sends one tenant's key and JSON bodies."""
 from django.test import Client
-
-from obol.api.auth import create_api_key
-from obol.core.actors import Actor
-from obol.core.tenancy import tenant_context
 
 
 class ApiClient:
@@ -30,28 +26,3 @@ class ApiClient:
 
     def put(self, path, body, **headers):
         return self._send("put", path, body, **headers)
-
-
-def _key(tenant, role):
-    with tenant_context(tenant):
-        return create_api_key(Actor.process("test"), f"{role} key", role)[1]
-
-
-@pytest.fixture
-def api(tenant):
-    return ApiClient(_key(tenant, "clerk"))
-
-
-@pytest.fixture
-def readonly_api(tenant):
-    return ApiClient(_key(tenant, "readonly"))
-
-
-@pytest.fixture
-def other_api(other_tenant):
-    return ApiClient(_key(other_tenant, "clerk"))
-
-
-@pytest.fixture
-def anonymous(db):
-    return ApiClient(None)
