@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Context, Decimal
 
 from django.db import transaction
+from django.db.models import Q
 
 from obol.balances import engine
 from obol.balances.models import LedgerEntry, Pocket, Source
@@ -136,8 +137,12 @@ def _request(amount: Amount, *, at, service, destination_group, price, price_uni
                                service=service, destination_group=destination_group, price=unit_price)
 
 
-def _pockets_for(account: BillingAccount, unit: str) -> list[Pocket]:
-    return list(Pocket.objects.filter(account=account, unit__in={unit, account.currency}))
+def _pockets_for(account: BillingAccount, unit: str, at: datetime) -> list[Pocket]:
+    """The pockets that could pay at `at`: empty and expired ones are left in the database (an
+    account collects many over the years); the accrual pocket always comes along."""
+    usable = ~Q(balance=Decimal(0)) & (Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+    return list(Pocket.objects.filter(Q(source=Source.POSTPAID) | usable, account=account,
+                                      unit__in={unit, account.currency}))
 
 
 def authorize(account: BillingAccount, amount: Amount, *, service: str | None = None,
@@ -148,7 +153,8 @@ def authorize(account: BillingAccount, amount: Amount, *, service: str | None = 
     what unit pockets do not cover. Reads only; `spend` does the same and books it."""
     request = _request(amount, at=at, service=service, destination_group=destination_group, price=price,
                        price_unit=price_unit)
-    return engine.plan_spend(_states(_pockets_for(account, request.unit)), _account_state(account), request)
+    return engine.plan_spend(_states(_pockets_for(account, request.unit, request.at)), _account_state(account),
+                             request)
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,7 @@ def spend(actor: Actor, account: BillingAccount, amount: Amount, *, reference: s
         return Spent(engine.SpendPlan(True), booked, duplicate=True)
     request = _request(amount, at=at, service=service, destination_group=destination_group, price=price,
                        price_unit=price_unit)
-    pockets = {p.pk: p for p in _pockets_for(account, request.unit)}
+    pockets = {p.pk: p for p in _pockets_for(account, request.unit, request.at)}
     plan = engine.plan_spend(_states(pockets.values()), _account_state(account), request)
     if not plan.allowed:
         raise SpendRefused(plan)
