@@ -79,8 +79,9 @@ def _apply(actor, account, op, step, now):
                        price=Amount(op[2], "EUR"), price_unit="minute")
     elif kind == "top_up":
         services.top_up(actor, account, Amount(op[1], "EUR"), reference=f"t{step}")
-    elif kind == "adjust":
-        pocket = Pocket.objects.filter(account=account).exclude(source=Source.POSTPAID).order_by("pk").first()
+    elif kind == "adjust":  # alternately a unit pocket and the unbilled-usage pocket
+        pockets = list(Pocket.objects.filter(account=account).order_by("pk"))
+        pocket = pockets[step % len(pockets)] if pockets else None
         if pocket is not None:
             with transaction.atomic():
                 services.adjust(actor, pocket, Decimal(op[1]), reason="property test")

@@ -160,3 +160,69 @@ def test_the_daily_commands_run_on_an_empty_tenant(tenant, capsys):
     call_command("allowances", "grant", "--date", "2026-03-10")
     out = capsys.readouterr().out
     assert "0 pocket(s) expired" in out and "acme: 0 pocket(s) granted, 0 application(s) ended" in out
+
+
+def test_the_unbilled_usage_pocket_obeys_the_mode_when_adjusted(in_tenant, system, clerk):
+    account = make_account(mode="prepaid", credit_limit=Decimal("10"))
+    services.spend(system, account, Amount("4", "EUR"), reference="usage-1")  # overdraft: owes 4
+    accrual = services.accrual_pocket(system, account)
+    with pytest.raises(ValidationFailed, match="not enough credit") as beyond, transaction.atomic():
+        services.adjust(clerk, accrual, Decimal("-6.01"), reason="late fee")
+    assert beyond.value.code == "insufficient_credit"
+    with pytest.raises(ValidationFailed, match="would turn it into credit"), transaction.atomic():
+        services.adjust(clerk, accrual, Decimal("50"), reason="goodwill")
+    services.adjust(clerk, accrual, Decimal("4"), reason="waive the overdraft")
+    accrual.refresh_from_db()
+    assert accrual.balance == 0
+    with pytest.raises(services.SpendRefused):  # the waiver gave no credit beyond the limit
+        services.spend(system, account, Amount("10.01", "EUR"), reference="usage-2")
+
+
+def test_a_price_in_another_currency_is_refused(in_tenant, system):
+    account = make_account(mode="postpaid")
+    with pytest.raises(ValidationFailed, match="pays in EUR, not USD"):
+        services.spend(system, account, Amount(60, "second"), reference="cdr-1", price=Amount("1", "USD"),
+                       price_unit="minute")
+
+
+def test_a_tiny_price_is_rounded_once_at_the_rating_place(in_tenant, system):
+    account = make_account(mode="postpaid")
+    spent = services.spend(system, account, Amount(15, "second"), reference="cdr-1",
+                           price=Amount("0.000002", "EUR"), price_unit="minute")
+    assert spent.plan.accrued == Decimal("0.000001")  # exactly 0.0000005, half up
+
+
+def test_a_time_without_zone_is_the_tenants_local_time(in_tenant, system):
+    in_tenant.timezone = "Europe/Berlin"
+    in_tenant.save()
+    account = make_account(mode="prepaid")
+    services.open_pocket(system, account, Amount(5, "sms"), source=Source.PROMOTION,
+                         valid_from=datetime(2026, 3, 1, tzinfo=timezone.utc),
+                         valid_until=datetime(2026, 3, 10, 11, tzinfo=timezone.utc))  # 12:00 in Berlin
+    assert services.authorize(account, Amount(1, "sms"), at=datetime(2026, 3, 10, 11, 59)).allowed
+    assert not services.authorize(account, Amount(1, "sms"), at=datetime(2026, 3, 10, 12, 0)).allowed
+
+
+def test_pockets_hold_whole_seconds_and_bytes(in_tenant, system):
+    account = make_account(mode="prepaid")
+    with pytest.raises(ValidationFailed, match="not a whole number of bytes"):
+        services.open_pocket(system, account, Amount("0.1", "megabyte"), source=Source.VOUCHER)
+    with pytest.raises(ValidationFailed, match="not a whole number of seconds"):
+        services.open_pocket(system, account, Amount("0.001", "minute"), source=Source.LOYALTY)
+
+
+def test_ledger_entries_cannot_be_changed_in_bulk(in_tenant, system):
+    account = make_account(mode="prepaid")
+    services.top_up(system, account, Amount("5", "EUR"), reference="PAY-1")
+    with pytest.raises(RuntimeError, match="immutable"):
+        LedgerEntry.objects.filter(reference="PAY-1").update(amount=Decimal(500))
+    with pytest.raises(RuntimeError, match="immutable"):
+        LedgerEntry.objects.filter(reference="PAY-1").delete()
+
+
+def test_a_payment_reference_reused_with_another_amount_is_refused(in_tenant, system):
+    account = make_account(mode="prepaid")
+    services.top_up(system, account, Amount("5", "EUR"), reference="PAY-1")
+    with pytest.raises(Exception, match="already credited with a different amount"):
+        services.top_up(system, account, Amount("500", "EUR"), reference="PAY-1")
+    assert services.money_pocket(system, account).balance == 5

@@ -486,7 +486,10 @@ def test_new_customers_only_is_refused_for_a_customer_with_an_earlier_activated_
             "customer C-A-1 already has subscription S-000001 activated on 2026-01-01"
             in refused.value.message
         )
-        assert apply_code(clerk, first, "NEWBIE").subscription == first  # its own first subscription may
+        with pytest.raises(NotEligible, match="activated on 2026-01-01"):
+            apply_code(clerk, first, "NEWBIE")  # a month after its own activation the customer is not new
+    with frozen(utc(2026, 1, 1)):
+        assert apply_code(clerk, first, "NEWBIE").subscription == first  # on the first day it is new
     assert PromotionApplication.objects.count() == 1
 
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from obol.core.money import EXACT, Amount, display
 from obol.core.rounding import RoundingPlace, RoundingRule, round_amount
 
 PREPAID, POSTPAID, HYBRID = "prepaid", "postpaid", "hybrid"
+# units x price / units-per-price may repeat (a per-minute price for seconds): 60 digits, then the
+# one rounding at the rating place.
+_PRICING = Context(prec=60)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class SpendRequest:
     at: datetime
     service: str | None = None
     destination_group: str | None = None
-    price: Decimal | None = None  # account currency per 1 `unit`; None: units only
+    price: Decimal | None = None  # account currency per `price_per` units of `unit`; None: units only
+    price_per: Decimal = Decimal(1)  # e.g. 60 for a per-minute price of a request in seconds
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,8 @@ def plan_spend(pockets: list[PocketState], account: AccountState, request: Spend
             return SpendPlan(False, code="insufficient_units",
                              message=f"{left} {request.unit} more than the pockets hold ({covered} available)",
                              details={"available": covered, "missing": left})
-        cost = Amount(EXACT.multiply(left, request.price), account.currency)
-        money_needed = round_amount(cost, RoundingPlace.RATING, account.rounding).value
+        cost = _PRICING.divide(_PRICING.multiply(left, request.price), request.price_per)
+        money_needed = round_amount(Amount(cost, account.currency), RoundingPlace.RATING, account.rounding).value
 
     charged = Decimal(0)
     if account.mode in (PREPAID, HYBRID) and money_needed > 0:
@@ -145,6 +149,11 @@ def plan_spend(pockets: list[PocketState], account: AccountState, request: Spend
         return refusal
     takes.append(Take(accrual.id if accrual is not None else 0, money_needed))
     return SpendPlan(True, tuple(takes), covered=covered, charged=charged, accrued=money_needed)
+
+
+def accrual_refusal(account: AccountState, owed: Decimal, needed: Decimal) -> SpendPlan | None:
+    """Would owing `needed` more on top of `owed` break the account's mode and credit limit?"""
+    return _accrual_refusal(account, owed, needed)
 
 
 def _accrual_refusal(account: AccountState, owed: Decimal, needed: Decimal) -> SpendPlan | None:

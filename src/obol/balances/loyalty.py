@@ -151,7 +151,10 @@ def redeem_reward(actor: Actor, account: BillingAccount, reward_code: str, *, re
         raise ValidationFailed(f"reward: {reward.code} credits {grant.unit.code}; account {account.number} "
                                f"holds {account.currency}", field="reward", code="unit_mismatch")
     cost = Amount(reward.cost, POINT)
-    spend(actor, account, cost, reference=REDEEM_PREFIX + reference, reason=REASON + reward.code)
+    spent = spend(actor, account, cost, reference=REDEEM_PREFIX + reference, reason=REASON + reward.code)
+    if spent.duplicate:  # a debit with this reference exists but no reward pocket: never redeem for free
+        raise Conflict(f"reference: {reference!r} was already used for another debit", field="reference",
+                       code="reference_reused")
     pocket, _ = open_pocket(actor, account, grant, source=Source.LOYALTY, label=reward.name,
                             valid_until=_valid_until(reward), services=reward.services, grant_key=grant_key,
                             reason=f"loyalty reward {reward.code} for {cost}",

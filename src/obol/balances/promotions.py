@@ -94,11 +94,14 @@ def _check_offer_open(promotion: Promotion, at: datetime) -> None:
         raise _invalid(f"promotion {promotion.code} expired on {promotion.valid_until:%Y-%m-%d %H:%M}")
 
 
-def _earlier_activation(subscription: Subscription) -> SubscriptionChange | None:
-    """Another subscription of the same customer activated before this one (or at all, when this
-    one is not activated yet)."""
+def _earlier_activation(subscription: Subscription, start: date) -> SubscriptionChange | None:
+    """What makes the customer not new: this subscription active since before `start` (the day the
+    promotion would start), or another subscription of the customer activated before this one (or
+    at all, when this one is not activated yet)."""
     activations = SubscriptionChange.objects.filter(kind=SubscriptionChange.Kind.ACTIVATE)
     own = activations.filter(subscription=subscription).order_by("pk").first()
+    if own is not None and own.effective_date < start:
+        return own
     others = activations.filter(subscription__account__customer_id=subscription.account.customer_id).exclude(
         subscription=subscription
     )
@@ -142,7 +145,7 @@ def _check_eligible(promotion: Promotion, subscription: Subscription, start: dat
             f"subscription {subscription.number} is on {subscription.plan.code}",
         )
     if promotion.new_customers_only:
-        earlier = _earlier_activation(subscription)
+        earlier = _earlier_activation(subscription, start)
         if earlier is not None:
             raise NotEligible(
                 "new_customers_only",

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Context, Decimal
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Q, Sum
 
 from obol.balances import engine
 from obol.balances.models import LedgerEntry, Pocket, Source
@@ -24,9 +25,6 @@ from obol.core.units import base_unit, get_unit
 from obol.customers.models import BillingAccount
 
 Kind = LedgerEntry.Kind
-# A per-second price from a per-minute one is a repeating decimal: keep 28 digits; the cost is
-# rounded at the rating place by the engine.
-_RATE = Context(prec=28)
 
 
 class SpendRefused(Conflict):
@@ -86,6 +84,9 @@ def open_pocket(actor: Actor, account: BillingAccount, amount: Amount, *, source
         if existing is not None:
             return existing, False
     stored = storage(amount)
+    if stored.unit.decimals == 0 and stored.value != stored.value.to_integral_value():
+        raise ValidationFailed(f"amount: {amount} is not a whole number of {stored.unit.code}s", field="amount",
+                               code="invalid_amount")
     if stored.unit.is_money and stored.unit.code != account.currency and stored.unit.kind == "currency":
         raise ValidationFailed(
             f"amount: account {account.number} holds {account.currency}, not {stored.unit.code}", field="amount")
@@ -125,16 +126,24 @@ def _account_state(account: BillingAccount) -> engine.AccountState:
     )
 
 
-def _request(amount: Amount, *, at, service, destination_group, price, price_unit) -> engine.SpendRequest:
+def _request(account: BillingAccount, amount: Amount, *, at, service, destination_group, price,
+             price_unit) -> engine.SpendRequest:
     stored = storage(amount)
-    unit_price = None
-    if price is not None:  # money per 1 `price_unit` (default: amount's unit) -> per storage unit
-        per = get_unit(price_unit) if price_unit else amount.unit
-        if per.dimension != amount.unit.dimension or (per.dimension is None and per != amount.unit):
-            raise ValidationFailed(f"price_unit: {per.code} does not measure {amount.unit.code}", field="price_unit")
-        unit_price = _RATE.divide(price.value, per.base_factor)
+    unit_price, per = None, Decimal(1)
+    if price is not None:  # money per 1 `price_unit` (default: the amount's unit)
+        if price.unit.code != account.currency:
+            raise ValidationFailed(f"price: account {account.number} pays in {account.currency}, not "
+                                   f"{price.unit.code}", field="price", code="unit_mismatch")
+        per_unit = get_unit(price_unit) if price_unit else amount.unit
+        if per_unit.dimension != amount.unit.dimension or (per_unit.dimension is None and per_unit != amount.unit):
+            raise ValidationFailed(f"price_unit: {per_unit.code} does not measure {amount.unit.code}",
+                                   field="price_unit")
+        unit_price, per = price.value, per_unit.base_factor
+    if at is not None and at.tzinfo is None:  # a time without zone is the tenant's local time
+        at = at.replace(tzinfo=ZoneInfo(current_tenant().timezone))
     return engine.SpendRequest(quantity=stored.value, unit=stored.unit.code, at=at or clock.now(),
-                               service=service, destination_group=destination_group, price=unit_price)
+                               service=service, destination_group=destination_group, price=unit_price,
+                               price_per=per)
 
 
 def _pockets_for(account: BillingAccount, unit: str, at: datetime) -> list[Pocket]:
@@ -151,8 +160,8 @@ def authorize(account: BillingAccount, amount: Amount, *, service: str | None = 
     """Can `account` spend `amount` (of any unit) on `service` now, and from which pockets?
     `price` (account currency per 1 `price_unit`, default per 1 unit of `amount`) lets money pay for
     what unit pockets do not cover. Reads only; `spend` does the same and books it."""
-    request = _request(amount, at=at, service=service, destination_group=destination_group, price=price,
-                       price_unit=price_unit)
+    request = _request(account, amount, at=at, service=service, destination_group=destination_group,
+                       price=price, price_unit=price_unit)
     return engine.plan_spend(_states(_pockets_for(account, request.unit, request.at)), _account_state(account),
                              request)
 
@@ -177,8 +186,8 @@ def spend(actor: Actor, account: BillingAccount, amount: Amount, *, reference: s
     booked = tuple(LedgerEntry.objects.filter(pocket__account=account, kind=Kind.DEBIT, reference=reference))
     if booked:
         return Spent(engine.SpendPlan(True), booked, duplicate=True)
-    request = _request(amount, at=at, service=service, destination_group=destination_group, price=price,
-                       price_unit=price_unit)
+    request = _request(account, amount, at=at, service=service, destination_group=destination_group,
+                       price=price, price_unit=price_unit)
     pockets = {p.pk: p for p in _pockets_for(account, request.unit, request.at)}
     plan = engine.plan_spend(_states(pockets.values()), _account_state(account), request)
     if not plan.allowed:
@@ -219,6 +228,9 @@ def top_up(actor: Actor, account: BillingAccount, amount: Amount, *, reference: 
     account = lock_account(account)
     booked = list(LedgerEntry.objects.filter(pocket__account=account, kind=Kind.TOPUP, reference=reference))
     if booked:
+        if sum(e.amount for e in booked) != amount.value:
+            raise Conflict(f"reference: payment {reference!r} was already credited with a different amount",
+                           field="reference", code="reference_reused")
         return booked
     changes = []
     left = amount.value
@@ -249,6 +261,8 @@ def adjust(actor: Actor, pocket: Pocket, amount: Decimal, *, reason: str, refere
         raise ValidationFailed(
             f"amount: {pocket} holds {pocket.balance} {pocket.unit}; an adjustment of {amount} would take it "
             "below zero", field="amount", code="insufficient_balance")
+    if pocket.is_accrual:
+        _check_accrual_adjustment(pocket, amount, new_balance)
     entry = _post(actor, pocket, Kind.ADJUSTMENT, amount, reason=reason, reference=reference)
     audit.record(actor, "pocket.adjust", pocket.account, {"pocket": pocket.pk, "amount": amount,
                                                           "balance": [pocket.balance - amount, pocket.balance]},
@@ -256,16 +270,31 @@ def adjust(actor: Actor, pocket: Pocket, amount: Decimal, *, reason: str, refere
     return entry
 
 
+def _check_accrual_adjustment(pocket: Pocket, amount: Decimal, new_balance: Decimal) -> None:
+    """The unbilled-usage pocket never turns into credit, and owing more obeys the credit limit."""
+    if new_balance > 0:
+        raise ValidationFailed(f"amount: the account owes {-pocket.balance} {pocket.unit} of unbilled usage; "
+                               f"an adjustment of {amount} would turn it into credit (top up instead)",
+                               field="amount", code="invalid_adjustment")
+    if amount < 0:
+        refusal = engine.accrual_refusal(_account_state(pocket.account), -pocket.balance, -amount)
+        if refusal is not None:
+            raise ValidationFailed(f"amount: {refusal.message}", field="amount", code=refusal.code)
+
+
 def expire_pockets(actor: Actor, at: datetime | None = None) -> int:
-    """Zero what is left in pockets whose validity ended (an expiry entry each). Returns how many."""
+    """Zero what is left in pockets whose validity ended (an expiry entry each), one transaction
+    per account with the account locked. Returns how many pockets were expired."""
     at = at or clock.now()
-    done = 0
     due = Pocket.objects.filter(valid_until__lte=at).exclude(source=Source.POSTPAID).exclude(balance=Decimal(0))
+    by_account: dict[int, list[int]] = {}
     for pocket_id, account_id in due.values_list("pk", "account_id"):
+        by_account.setdefault(account_id, []).append(pocket_id)
+    done = 0
+    for account_id, pocket_ids in by_account.items():
         with transaction.atomic():
             lock_account(BillingAccount(pk=account_id))
-            pocket = Pocket.objects.get(pk=pocket_id)
-            if pocket.balance != 0:
+            for pocket in Pocket.objects.filter(pk__in=pocket_ids).exclude(balance=Decimal(0)):
                 _post(actor, pocket, Kind.EXPIRY, -pocket.balance, reason="validity ended", at=pocket.valid_until)
                 done += 1
     return done
@@ -286,8 +315,12 @@ class Mismatch:
 def verify() -> list[Mismatch]:
     """Every pocket's balance must equal the sum of its ledger entries (tenant in scope, or all)."""
     sums: dict[int, Decimal] = {}
-    for pocket_id, amount in LedgerEntry.objects.order_by().values_list("pocket_id", "amount").iterator(2000):
-        sums[pocket_id] = EXACT.add(sums.get(pocket_id, Decimal(0)), amount)
+    entries = LedgerEntry.objects.order_by()
+    if connection.vendor == "postgresql":  # numeric sums are exact there: let the database add
+        sums = dict(entries.values("pocket_id").annotate(total=Sum("amount")).values_list("pocket_id", "total"))
+    else:  # SQLite stores amounts as text: add them exactly here
+        for pocket_id, amount in entries.values_list("pocket_id", "amount").iterator(2000):
+            sums[pocket_id] = EXACT.add(sums.get(pocket_id, Decimal(0)), amount)
     mismatches = []
     for pocket_id, number, balance in Pocket.objects.order_by("pk").values_list("pk", "account__number", "balance"):
         total = sums.get(pocket_id, Decimal(0))

@@ -11,7 +11,21 @@ from django.db import models
 
 from obol.core import clock
 from obol.core.fields import ExactDecimalField, UnitField
-from obol.core.tenancy import TenantOwned
+from obol.core.tenancy import TenantManager, TenantOwned, TenantQuerySet
+
+
+class LedgerQuerySet(TenantQuerySet):
+    """Ledger entries are written once: no bulk update or delete either."""
+
+    def update(self, **kwargs):
+        raise RuntimeError("ledger entries are immutable")
+
+    def delete(self):
+        raise RuntimeError("ledger entries are immutable")
+
+
+class LedgerManager(TenantManager.from_queryset(LedgerQuerySet)):
+    pass
 
 
 class Source(models.TextChoices):
@@ -85,6 +99,8 @@ class LedgerEntry(TenantOwned):
     actor_kind = models.CharField(max_length=10)
     actor_id = models.CharField(max_length=64, blank=True)
     actor_label = models.CharField(max_length=200)
+
+    objects = LedgerManager()
 
     class Meta:
         ordering = ["pocket", "id"]
