@@ -255,3 +255,176 @@ class AllowanceAdmin(_EditsVersionContent):
 
     def get_readonly_fields(self, request, obj=None):
         return ["version"] if obj else []
+
+
+# --- rate tables (tariffs) -------------------------------------------------------------------
+# A rate table version in force is read-only, as a plan version is; a version that starts later
+# may be edited and is re-fingerprinted after every save. Prefixes (tens of thousands a version)
+# have their own paginated, searchable list instead of an inline.
+
+from obol.catalog import tariff_services  # noqa: E402
+from obol.catalog.rate_models import (  # noqa: E402
+    DestinationGroup,
+    DestinationPrefix,
+    Holiday,
+    HolidayCalendar,
+    Rate,
+    RateTable,
+    RateTableVersion,
+    RateTier,
+    TimeBand,
+)
+
+
+def _rate_version_of(obj) -> RateTableVersion | None:
+    if obj is None or isinstance(obj, RateTableVersion):
+        return obj
+    if isinstance(obj, RateTier):
+        return obj.rate.version
+    return obj.version
+
+
+def _rate_version_in_force(version: RateTableVersion | None) -> bool:
+    return version is not None and version.pk is not None and version.is_in_force(_today(version))
+
+
+class _RateVersionContentInline(TenantInlineMixin, admin.TabularInline):
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
+
+
+class _EditsRateVersionContent(TenantScopedAdmin):
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        tariff_services.refresh_content_hash(_rate_version_of(form.instance))
+
+
+class HolidayInline(TenantInlineMixin, admin.TabularInline):
+    model = Holiday
+    fields = ["day", "name"]
+    extra = 0
+
+
+@admin.register(HolidayCalendar)
+class HolidayCalendarAdmin(TenantScopedAdmin):
+    list_display = ["code", "name"]
+    search_fields = ["code", "name"]
+    inlines = [HolidayInline]
+
+
+class RateTableVersionInline(admin.TabularInline):
+    model = RateTableVersion
+    fields = ["number", "effective_from", "in_force"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+    ordering = ["-effective_from"]
+
+    @admin.display(boolean=True, description="in force")
+    def in_force(self, version):
+        return _rate_version_in_force(version)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RateTable)
+class RateTableAdmin(TenantScopedAdmin):
+    list_display = ["code", "name", "service_kind", "currency"]
+    list_filter = ["service_kind"]
+    search_fields = ["code", "name"]
+    inlines = [RateTableVersionInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Versions are priced in the currency, for the kind of service: neither changes.
+        return ["code", "currency", "service_kind"] if obj else []
+
+
+class DestinationGroupInline(_RateVersionContentInline):
+    model = DestinationGroup
+    fields = ["code", "name"]
+
+
+class TimeBandInline(_RateVersionContentInline):
+    model = TimeBand
+    fields = ["position", "name", "days", "starts", "ends", "calendar"]
+
+
+class RateInline(_RateVersionContentInline):
+    model = Rate
+    fields = ["position", "destination_group", "time_band", "price", "unit", "first_increment_s",
+              "next_increment_s", "minimum_charge", "connection_fee", "rounding_unit", "rounding", "tier_model"]
+    show_change_link = True  # tiers are edited on the rate's page
+
+
+@admin.register(RateTableVersion)
+class RateTableVersionAdmin(_EditsRateVersionContent):
+    list_display = ["table", "number", "effective_from", "in_force", "prefix_count"]
+    list_filter = ["table"]
+    list_select_related = ["table", "tenant"]
+    fields = ["table", "number", "effective_from", "content_hash", "created_at"]
+    inlines = [DestinationGroupInline, TimeBandInline, RateInline]
+
+    @admin.display(boolean=True, description="in force")
+    def in_force(self, version):
+        return _rate_version_in_force(version)
+
+    @admin.display(description="prefixes")
+    def prefix_count(self, version):
+        return version.prefixes.count()
+
+    def has_add_permission(self, request):
+        return False  # versions come from `obol tariffs load`
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["table", "number", "effective_from", "content_hash", "created_at"]
+
+
+class RateTierInline(_RateVersionContentInline):
+    model = RateTier
+    fields = ["position", "up_to", "unit_price"]
+
+
+@admin.register(Rate)
+class RateAdmin(_EditsRateVersionContent):
+    list_display = ["version", "position", "destination_group", "time_band", "price", "unit"]
+    list_filter = ["version__table", "time_band"]
+    list_select_related = ["version__table", "destination_group"]
+    inlines = [RateTierInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["version"] if obj else []
+
+
+@admin.register(DestinationPrefix)
+class DestinationPrefixAdmin(_EditsRateVersionContent):
+    list_display = ["prefix", "destination_group", "description", "version"]
+    list_filter = ["version__table"]
+    list_select_related = ["version__table", "destination_group"]
+    search_fields = ["prefix", "description", "destination_group__code"]
+    list_per_page = 100
+    show_full_result_count = False  # counting 50,000 prefixes on every page is wasted work
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["version"] if obj else []

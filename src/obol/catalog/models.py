@@ -191,3 +191,6 @@ class Allowance(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.unit} of {self.service.code} per {self.period}"
+
+
+from obol.catalog.rate_models import *  # noqa

@@ -20,6 +20,7 @@ from django.db.models import Max
 from obol.catalog import loader
 from obol.catalog.loader import Problem, join_path
 from obol.catalog.models import Allowance, Charge, ChargeTier, PricePlan, PricePlanVersion, Product, Service
+from obol.catalog.rate_models import RateTable
 from obol.core import audit, clock
 from obol.core.actors import Actor
 from obol.core.errors import ValidationFailed
@@ -176,6 +177,8 @@ class _Writer:
         self.source, self.actor, self.reason = source, actor, reason
         self.services = {s.code: s for s in Service.objects.all()}
         self.products = {p.code: p for p in Product.objects.all()}
+        # Checked only once the tenant has rate tables, so catalogs loaded before tariffs keep loading.
+        self.rate_tables = set(RateTable.objects.values_list("code", flat=True))
 
     def fail(self, path: str, reason: str) -> ValidationFailed:
         return loader.invalid(self.source, [(path, reason)])
@@ -226,6 +229,9 @@ class _Writer:
                 problems.append((join_path(path, "product"), f"unknown product {charge.product!r}"))
             if isinstance(charge, loader.UsageChargeSpec) and charge.service not in self.services:
                 problems.append((join_path(path, "service"), f"unknown service {charge.service!r}"))
+            if isinstance(charge, loader.UsageChargeSpec) and self.rate_tables \
+                    and charge.rate_table not in self.rate_tables:
+                problems.append((join_path(path, "rate_table"), f"unknown rate table {charge.rate_table!r}"))
         for index, allowance in enumerate(plan.allowances):
             path = join_path(prefix, f"allowances[{index}]")
             service = self.services.get(allowance.service)

@@ -1,0 +1,242 @@
+"""Rate tables as exact Polars frames for the vectorised rating engine, and two pure helpers it calls.
+
+Money in the frames is Int64 **micro-units** of the table's currency: 1 EUR = 1_000_000, so
+0.10 EUR/min is 100_000 (`*_micros` columns). The loader refuses prices with more than 6 decimals,
+so the conversion is exact; rating keeps 6 decimals and rounds only at the invoice line. Tier
+bounds (`up_to_micros`) are micro-units of the rate's unit (1024 MB -> 1_024_000_000).
+
+`rate_frames(code)` reads one table (the version in force now, or at `at`, or all versions).
+`longest_prefix_match` gives each destination the group of its longest matching prefix (4420 wins
+over 44; no match -> null: the record has no tariff and mediation suspends it). `time_bands` gives
+each start time its band in the tenant's time zone: a holiday window of a holiday calendar wins on
+that calendar's days; otherwise the weekly window containing the local weekday and time of day.
+A version without bands has the single band "all". Neither helper reads the database or the clock.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from obol.catalog.rate_models import (
+    DestinationGroup,
+    DestinationPrefix,
+    Holiday,
+    Rate,
+    RateTable,
+    RateTier,
+    TimeBand,
+)
+from obol.core import clock
+from obol.core.errors import NotFound, ValidationFailed
+from obol.core.tenancy import current_tenant
+
+MICROS = 1_000_000
+ALL_BANDS = "all"
+
+
+def to_micros(value: Decimal | None, what: str = "price") -> int | None:
+    """An exact decimal as whole micro-units; refuses what would need rounding."""
+    if value is None:
+        return None
+    micros = value * MICROS
+    if micros != micros.to_integral_value():
+        raise ValidationFailed(f"{what}: {value} has more than 6 decimals: not a whole number of micro-units",
+                               field=what)
+    return int(micros)
+
+
+@dataclass
+class RateFrames:
+    """One rate table's versions as frames, joined on `version_id`.
+
+    versions: version_id, number, effective_from (date, tenant's zone), default_group (the only
+        group of a table without prefixes, else null)
+    prefixes: version_id, effective_from, prefix, prefix_len, destination_group
+    rates: version_id, rate_id, destination_group, time_band (a rate for every band is expanded to
+        each band; "all" when the version has no bands), price_micros (null: tiered), unit,
+        first_increment_s, next_increment_s, minimum_charge_micros, connection_fee_micros,
+        rounding_unit, rounding, tier_model
+    tiers: version_id, rate_id, position, up_to_micros (null: no end), unit_price_micros
+    bands: version_id, band, days (ISO weekday digits), from_s, to_s, calendar (null: weekly)
+    holidays: calendar, day, name (of the calendars the bands name)
+    """
+
+    table: str
+    currency: str
+    service_kind: str
+    versions: pl.DataFrame
+    prefixes: pl.DataFrame
+    rates: pl.DataFrame
+    tiers: pl.DataFrame
+    bands: pl.DataFrame
+    holidays: pl.DataFrame
+
+
+def _frame(rows: list[tuple], schema: dict) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def rate_frames(table_code: str, *, at: datetime | None = None,
+                versions: Literal["all", "at"] = "at") -> RateFrames:
+    """The frames of rate table `table_code` of the tenant in scope: the version in force at `at`
+    (default now; its local date in the tenant's zone decides), or every version."""
+    table = RateTable.objects.filter(code=table_code).first()
+    if table is None:
+        raise NotFound(f"no rate table {table_code!r}", field="rate_table")
+    if versions == "all":
+        chosen = list(table.versions.order_by("effective_from"))
+    else:
+        day = (at or clock.now()).astimezone(ZoneInfo(current_tenant().timezone)).date()
+        version = table.version_at(day)
+        if version is None:
+            raise NotFound(f"rate table {table_code} has no version in force on {day}", field="rate_table")
+        chosen = [version]
+    ids = [v.pk for v in chosen]
+    starts = {v.pk: v.effective_from for v in chosen}
+
+    prefix_rows = list(_prefixes(ids))
+    with_prefixes = {row[0] for row in prefix_rows}
+    groups = {}
+    for version_id, code in _groups(ids):
+        groups.setdefault(version_id, []).append(code)
+    version_frame = _frame(
+        [(v.pk, v.number, v.effective_from,
+          groups[v.pk][0] if v.pk not in with_prefixes and len(groups.get(v.pk, [])) == 1 else None)
+         for v in chosen],
+        {"version_id": pl.Int64, "number": pl.Int32, "effective_from": pl.Date, "default_group": pl.String})
+    prefixes = _frame(
+        [(version_id, starts[version_id], prefix, len(prefix), group) for version_id, prefix, group in prefix_rows],
+        {"version_id": pl.Int64, "effective_from": pl.Date, "prefix": pl.String, "prefix_len": pl.Int32,
+         "destination_group": pl.String})
+
+    bands = list(TimeBand.objects.filter(version_id__in=ids).select_related("calendar").order_by("version_id",
+                                                                                                  "position"))
+    band_names: dict[int, list[str]] = {}
+    for band in bands:
+        names = band_names.setdefault(band.version_id, [])
+        if band.name not in names:
+            names.append(band.name)
+    band_frame = _frame(
+        [(b.version_id, b.name, b.days, b.starts, b.ends, b.calendar.code if b.calendar_id else None) for b in bands],
+        {"version_id": pl.Int64, "band": pl.String, "days": pl.String, "from_s": pl.Int64, "to_s": pl.Int64,
+         "calendar": pl.String})
+
+    rates = list(Rate.objects.filter(version_id__in=ids).select_related("destination_group")
+                 .order_by("version_id", "position"))
+    rate_rows = []
+    for rate in rates:
+        explicit = {r.time_band for r in rates if r.version_id == rate.version_id
+                    and r.destination_group_id == rate.destination_group_id and r.time_band}
+        if rate.time_band:
+            applies = [rate.time_band]
+        else:
+            applies = [b for b in band_names.get(rate.version_id, [ALL_BANDS]) if b not in explicit]
+        for band in applies:
+            rate_rows.append((
+                rate.version_id, rate.pk, rate.destination_group.code, band, to_micros(rate.price), rate.unit,
+                rate.first_increment_s, rate.next_increment_s, to_micros(rate.minimum_charge, "minimum_charge"),
+                to_micros(rate.connection_fee, "connection_fee"), rate.rounding_unit or None,
+                rate.rounding or None, rate.tier_model or None))
+    rate_frame = _frame(rate_rows, {
+        "version_id": pl.Int64, "rate_id": pl.Int64, "destination_group": pl.String, "time_band": pl.String,
+        "price_micros": pl.Int64, "unit": pl.String, "first_increment_s": pl.Int64, "next_increment_s": pl.Int64,
+        "minimum_charge_micros": pl.Int64, "connection_fee_micros": pl.Int64, "rounding_unit": pl.String,
+        "rounding": pl.String, "tier_model": pl.String})
+    tier_frame = _frame(
+        [(t.rate.version_id, t.rate_id, t.position, to_micros(t.up_to, "up_to"), to_micros(t.unit_price, "unit_price"))
+         for t in RateTier.objects.filter(rate__version_id__in=ids).select_related("rate")
+         .order_by("rate_id", "position")],
+        {"version_id": pl.Int64, "rate_id": pl.Int64, "position": pl.Int32, "up_to_micros": pl.Int64,
+         "unit_price_micros": pl.Int64})
+    calendars = {b.calendar_id for b in bands if b.calendar_id}
+    holiday_frame = _frame(
+        [(h.calendar.code, h.day, h.name) for h in
+         Holiday.objects.filter(calendar_id__in=calendars).select_related("calendar").order_by("day")],
+        {"calendar": pl.String, "day": pl.Date, "name": pl.String})
+    return RateFrames(table.code, table.currency, table.service_kind, version_frame, prefixes, rate_frame,
+                      tier_frame, band_frame, holiday_frame)
+
+
+def _prefixes(ids: list[int]):
+    return (DestinationPrefix.objects.filter(version_id__in=ids).order_by("version_id", "prefix")
+            .values_list("version_id", "prefix", "destination_group__code").iterator(chunk_size=10_000))
+
+
+def _groups(ids: list[int]):
+    return DestinationGroup.objects.filter(version_id__in=ids).order_by("code").values_list("version_id", "code")
+
+
+# --- pure vectorised helpers -----------------------------------------------------------------
+
+
+def longest_prefix_match(destinations: pl.Series, prefixes: pl.DataFrame) -> pl.DataFrame:
+    """For each destination (digits, as the prefixes are written), the `destination_group` and the
+    matched `prefix` of its longest matching prefix; null for no match. One row per destination,
+    in order. `prefixes` has columns prefix and destination_group (one version's). One hash join per
+    distinct prefix length, longest first, each only over the destinations still unmatched."""
+    frame = pl.DataFrame({"destination": destinations.cast(pl.String)}).with_row_index("_row")
+    lengths = sorted(prefixes["prefix"].str.len_chars().unique().drop_nulls().to_list(), reverse=True)
+    table = prefixes.select(pl.col("prefix").cast(pl.String), pl.col("destination_group").cast(pl.String))
+    found = []
+    pending = frame.filter(pl.col("destination").is_not_null())
+    for length in lengths:
+        if pending.height == 0:
+            break
+        candidates = table.filter(pl.col("prefix").str.len_chars() == length)
+        keyed = pending.filter(pl.col("destination").str.len_chars() >= length).with_columns(
+            pl.col("destination").str.slice(0, length).alias("prefix"))
+        matched = keyed.join(candidates, on="prefix", how="inner")
+        found.append(matched.select("_row", "destination_group", "prefix"))
+        pending = pending.join(matched.select("_row"), on="_row", how="anti")
+    schema = {"_row": pl.UInt32, "destination_group": pl.String, "prefix": pl.String}
+    hits = pl.concat(found) if found else pl.DataFrame(schema=schema)
+    return (frame.join(hits, on="_row", how="left").sort("_row")
+            .select("destination", "destination_group", "prefix"))
+
+
+def time_bands(starts_utc: pl.Series, tz: str, bands: pl.DataFrame, holidays: pl.DataFrame) -> pl.Series:
+    """The time band of each start time (UTC; a naive series is read as UTC), in zone `tz`.
+
+    `bands` (one version's): band, days, from_s, to_s, calendar; `holidays`: calendar, day. On a
+    day of a calendar, a holiday window (calendar set) containing the local time of day wins; else
+    the weekly window whose `days` hold the local ISO weekday and `from_s <= second < to_s`.
+    No bands at all: every record is in band "all". A time no window covers: null."""
+    if bands.height == 0:
+        return pl.Series("time_band", [ALL_BANDS] * len(starts_utc), dtype=pl.String)
+    if starts_utc.dtype.time_zone is None:
+        starts_utc = starts_utc.dt.replace_time_zone("UTC")
+    local = starts_utc.dt.convert_time_zone(tz)
+    records = pl.DataFrame({
+        "_row": pl.int_range(0, len(local), eager=True, dtype=pl.UInt32),
+        "weekday": local.dt.weekday().cast(pl.Int8),
+        "second": (local.dt.hour().cast(pl.Int64) * 3600 + local.dt.minute().cast(pl.Int64) * 60
+                   + local.dt.second().cast(pl.Int64)),
+        "day": local.dt.date(),
+    }).sort("second")
+    windows = bands.select("band", "days", pl.col("from_s").cast(pl.Int64), pl.col("to_s").cast(pl.Int64),
+                           pl.col("calendar").cast(pl.String))
+    weekly = (windows.filter(pl.col("calendar").is_null())
+              .with_columns(pl.col("days").str.split("").alias("weekday")).explode("weekday")
+              .with_columns(pl.col("weekday").cast(pl.Int8)).select("weekday", "from_s", "to_s", "band")
+              .sort("from_s"))
+    on_holidays = (holidays.select(pl.col("calendar").cast(pl.String), pl.col("day").cast(pl.Date))
+                   .join(windows.filter(pl.col("calendar").is_not_null()), on="calendar")
+                   .select("day", pl.col("from_s").alias("h_from"), pl.col("to_s").alias("h_to"),
+                           pl.col("band").alias("h_band"))
+                   .sort("h_from"))
+    result = (records.filter(pl.col("second").is_not_null())
+              .join_asof(weekly, left_on="second", right_on="from_s", by="weekday", strategy="backward",
+                         check_sortedness=False)
+              .join_asof(on_holidays, left_on="second", right_on="h_from", by="day", strategy="backward",
+                         check_sortedness=False)
+              .select("_row", pl.when(pl.col("h_band").is_not_null() & (pl.col("second") < pl.col("h_to")))
+                      .then(pl.col("h_band"))
+                      .when(pl.col("band").is_not_null() & (pl.col("second") < pl.col("to_s")))
+                      .then(pl.col("band")).alias("time_band")))
+    everyone = pl.DataFrame({"_row": pl.int_range(0, len(local), eager=True, dtype=pl.UInt32)})
+    return everyone.join(result, on="_row", how="left").sort("_row")["time_band"]
