@@ -15,6 +15,7 @@ from obol.api.models import ApiKey
 from obol.balances import services as balances
 from obol.catalog.models import PricePlan
 from obol.catalog.services import load_catalog
+from obol.catalog.tariff_services import load_tariffs
 from obol.core.actors import Actor
 from obol.core.models import StaffProfile, Tenant
 from obol.core.money import Amount
@@ -37,6 +38,7 @@ class DemoReport:
     customers_created: int = 0
     customers_present: int = 0
     catalog: str = ""
+    tariffs: str = ""
     notes: list[str] = field(default_factory=list)
 
 
@@ -88,6 +90,8 @@ def load_demo(directory: Path = SAMPLES) -> DemoReport:
     with tenant_context(tenant):
         if not ApiKey.objects.filter(prefix="demo0000").exists():
             create_api_key(actor, "demo key", Role.ADMIN, key=API_KEY)
+        tariffs_file = directory.parent / "tariffs" / "tariffs.yaml"
+        report.tariffs = str(load_tariffs(tariffs_file.read_text(), source=str(tariffs_file), actor=actor))
         catalog_file = directory / "catalog.yaml"
         report.catalog = str(load_catalog(catalog_file.read_text(), source=str(catalog_file), actor=actor))
         plans = {plan.code: plan for plan in PricePlan.objects.all()}
