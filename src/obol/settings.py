@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "obol.customers",
     "obol.subscriptions",
     "obol.balances",
+    "obol.usage",
     "obol.api",
     "obol.demo",
 ]
