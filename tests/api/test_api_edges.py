@@ -5,7 +5,6 @@ import pytest
 from obol.api.models import ApiKey
 from obol.core import clock
 from obol.core.tenancy import tenant_context
-from tests.support.api_client import ApiClient
 from tests.factories import make_plan
 
 pytestmark = pytest.mark.django_db

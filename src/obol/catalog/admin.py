@@ -15,7 +15,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
-from obol.catalog import services
+from obol.catalog import services, tariff_services
+from obol.catalog.rate_models import (
+    DestinationGroup,
+    DestinationPrefix,
+    Holiday,
+    HolidayCalendar,
+    Rate,
+    RateTable,
+    RateTableVersion,
+    RateTier,
+    TimeBand,
+)
 from obol.catalog.models import Allowance, Charge, ChargeTier, PricePlan, PricePlanVersion, Product, Service
 from obol.core import clock
 from obol.core.actors import Actor
@@ -27,13 +38,16 @@ def _today(obj) -> date:
     return clock.today(obj.tenant.timezone)
 
 
-def _in_force(version: PricePlanVersion | None) -> bool:
+def _in_force(version: PricePlanVersion | RateTableVersion | None) -> bool:
     return version is not None and version.pk is not None and version.is_in_force(_today(version))
 
 
-def _version_of(obj) -> PricePlanVersion | None:
-    if obj is None or isinstance(obj, PricePlanVersion):
+def _version_of(obj) -> PricePlanVersion | RateTableVersion | None:
+    """The plan or rate table version a row belongs to (the row itself for a version)."""
+    if obj is None or isinstance(obj, (PricePlanVersion, RateTableVersion)):
         return obj
+    if isinstance(obj, RateTier):
+        return obj.rate.version
     return obj.version
 
 
@@ -52,15 +66,19 @@ class _VersionContentInline(TenantInlineMixin, admin.TabularInline):
         return super().has_delete_permission(request, obj) and not _in_force(_version_of(obj))
 
 
-class _EditsVersionContent(TenantScopedAdmin):
-    """Admin of a version or of one of its rows: frozen once in force, checked against the file
-    format's rules and re-fingerprinted after every save (TenantScopedAdmin audits the rows)."""
+class _FrozenWhenInForce(TenantScopedAdmin):
+    """Admin of a (plan or rate table) version or of one of its rows: read-only once in force."""
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and not _in_force(_version_of(obj))
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and not _in_force(_version_of(obj))
+
+
+class _EditsVersionContent(_FrozenWhenInForce):
+    """A plan version or one of its rows: checked against the file format's rules and
+    re-fingerprinted after every save (TenantScopedAdmin audits the rows)."""
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -262,55 +280,14 @@ class AllowanceAdmin(_EditsVersionContent):
 # may be edited and is re-fingerprinted after every save. Prefixes (tens of thousands a version)
 # have their own paginated, searchable list instead of an inline.
 
-from obol.catalog import tariff_services  # noqa: E402
-from obol.catalog.rate_models import (  # noqa: E402
-    DestinationGroup,
-    DestinationPrefix,
-    Holiday,
-    HolidayCalendar,
-    Rate,
-    RateTable,
-    RateTableVersion,
-    RateTier,
-    TimeBand,
-)
 
 
-def _rate_version_of(obj) -> RateTableVersion | None:
-    if obj is None or isinstance(obj, RateTableVersion):
-        return obj
-    if isinstance(obj, RateTier):
-        return obj.rate.version
-    return obj.version
-
-
-def _rate_version_in_force(version: RateTableVersion | None) -> bool:
-    return version is not None and version.pk is not None and version.is_in_force(_today(version))
-
-
-class _RateVersionContentInline(TenantInlineMixin, admin.TabularInline):
-    extra = 0
-
-    def has_add_permission(self, request, obj=None):
-        return super().has_add_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
-
-    def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
-
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
-
-
-class _EditsRateVersionContent(TenantScopedAdmin):
-    def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
-
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and not _rate_version_in_force(_rate_version_of(obj))
+class _EditsRateVersionContent(_FrozenWhenInForce):
+    """A rate table version or one of its rows: re-fingerprinted after every save."""
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        tariff_services.refresh_content_hash(_rate_version_of(form.instance))
+        tariff_services.refresh_content_hash(_version_of(form.instance))
 
 
 class HolidayInline(TenantInlineMixin, admin.TabularInline):
@@ -337,7 +314,7 @@ class RateTableVersionInline(admin.TabularInline):
 
     @admin.display(boolean=True, description="in force")
     def in_force(self, version):
-        return _rate_version_in_force(version)
+        return _in_force(version)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -355,17 +332,17 @@ class RateTableAdmin(TenantScopedAdmin):
         return ["code", "currency", "service_kind"] if obj else []
 
 
-class DestinationGroupInline(_RateVersionContentInline):
+class DestinationGroupInline(_VersionContentInline):
     model = DestinationGroup
     fields = ["code", "name"]
 
 
-class TimeBandInline(_RateVersionContentInline):
+class TimeBandInline(_VersionContentInline):
     model = TimeBand
     fields = ["position", "name", "days", "starts", "ends", "calendar"]
 
 
-class RateInline(_RateVersionContentInline):
+class RateInline(_VersionContentInline):
     model = Rate
     fields = ["position", "destination_group", "time_band", "price", "unit", "first_increment_s",
               "next_increment_s", "minimum_charge", "connection_fee", "rounding_unit", "rounding", "tier_model"]
@@ -382,7 +359,7 @@ class RateTableVersionAdmin(_EditsRateVersionContent):
 
     @admin.display(boolean=True, description="in force")
     def in_force(self, version):
-        return _rate_version_in_force(version)
+        return _in_force(version)
 
     @admin.display(description="prefixes")
     def prefix_count(self, version):
@@ -395,7 +372,7 @@ class RateTableVersionAdmin(_EditsRateVersionContent):
         return ["table", "number", "effective_from", "content_hash", "created_at"]
 
 
-class RateTierInline(_RateVersionContentInline):
+class RateTierInline(_VersionContentInline):
     model = RateTier
     fields = ["position", "up_to", "unit_price"]
 

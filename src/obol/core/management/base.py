@@ -1,6 +1,9 @@
 """Shared plumbing of Obol's management commands: tenant lookup and error reporting."""
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 from django.core.management.base import CommandError
 
 from obol.core.errors import ObolError
@@ -33,3 +36,21 @@ class reported_errors:
         if isinstance(exc, ObolError):
             raise CommandError(exc.message) from exc
         return False
+
+
+def read_document(file: str) -> str:
+    """The text of a file given on the command line, or a CommandError naming it."""
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{file}: cannot read: {exc}") from None
+
+
+def day_option(text: str | None, option: str = "--effective-from") -> date | None:
+    """A YYYY-MM-DD option as a date (None when not given)."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{option}: {text!r} is not a date (YYYY-MM-DD)") from None

@@ -1,22 +1,13 @@
 """`obol catalog load FILE [--tenant CODE] [--effective-from YYYY-MM-DD]`: load a catalog file."""
 from __future__ import annotations
 
-from datetime import date
-from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from obol.catalog.services import load_catalog
 from obol.core.actors import Actor
-from obol.core.management.base import reported_errors, tenant_from_option
+from obol.core.management.base import day_option, read_document, reported_errors, tenant_from_option
 from obol.core.tenancy import tenant_context
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"--effective-from: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 class Command(BaseCommand):
@@ -38,11 +29,8 @@ class Command(BaseCommand):
                       effective_from=options.get("effective_from"))
 
     def load(self, file: str, *, tenant_code: str | None, effective_from: str | None) -> None:
-        day = _day(effective_from) if effective_from else None
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"{file}: cannot read: {exc}") from None
+        day = day_option(effective_from)
+        text = read_document(file)
         tenant = tenant_from_option(tenant_code)
         with tenant_context(tenant), reported_errors():
             report = load_catalog(text, source=file, actor=Actor.process("catalog load"), effective_from=day)

@@ -1,14 +1,12 @@
 """`obol tariffs load FILE [--tenant CODE] [--effective-from YYYY-MM-DD]`: load rate tables."""
 from __future__ import annotations
 
-from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from obol.catalog.management.commands.catalog import _day
 from obol.catalog.tariff_services import load_tariffs
 from obol.core.actors import Actor
-from obol.core.management.base import reported_errors, tenant_from_option
+from obol.core.management.base import day_option, read_document, reported_errors, tenant_from_option
 from obol.core.tenancy import tenant_context
 
 
@@ -32,11 +30,8 @@ class Command(BaseCommand):
                       effective_from=options.get("effective_from"))
 
     def load(self, file: str, *, tenant_code: str | None, effective_from: str | None) -> None:
-        day = _day(effective_from) if effective_from else None
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"{file}: cannot read: {exc}") from None
+        day = day_option(effective_from)
+        text = read_document(file)
         tenant = tenant_from_option(tenant_code)
         with tenant_context(tenant), reported_errors():
             report = load_tariffs(text, source=file, actor=Actor.process("tariffs load"), effective_from=day)
