@@ -67,3 +67,7 @@ def other_api(other_tenant):
 @pytest.fixture
 def anonymous(db):
     return ApiClient(None)
+
+
+# Real local servers (SMTP, HTTP receiver) for the alert tests of every app.
+from tests.support.servers import dead_url, mail_to_smtp, receiver, smtp_server  # noqa: E402,F401

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "obol.subscriptions",
     "obol.balances",
     "obol.usage",
+    "obol.notifications",
     "obol.api",
     "obol.demo",
 ]
@@ -97,3 +98,12 @@ LOGGING = {
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 500
+
+# Outgoing e-mail (alerts): Django's EMAIL_* settings from OBOL_SMTP_* and OBOL_MAIL_FROM.
+EMAIL_HOST = os.environ.get("OBOL_SMTP_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("OBOL_SMTP_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("OBOL_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("OBOL_SMTP_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("OBOL_SMTP_TLS", "0") == "1"
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = os.environ.get("OBOL_MAIL_FROM", "obol@localhost")

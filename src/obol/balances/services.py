@@ -327,3 +327,55 @@ def verify() -> list[Mismatch]:
         if total != balance:
             mismatches.append(Mismatch(pocket_id, number, balance, total))
     return mismatches
+
+
+@dataclass(frozen=True)
+class UsageTake:
+    """Units of one rated record paid by one pocket (from batch rating)."""
+
+    pocket_id: int
+    quantity: Decimal
+    reference: str  # the usage record's key
+    service: str
+    at: datetime
+
+
+@transaction.atomic
+def book_usage(actor: Actor, takes: list[UsageTake], money: list[tuple[int, Amount, str, bool]]) -> int:
+    """Book a chunk of batch-rated usage in bulk: allowance takes (one debit entry per record and
+    pocket, referenced by the record key) and money per account as (account id, amount, reference,
+    to_accrual): from the account's money pockets (the caller has checked they cover it), or to its
+    unbilled-usage pocket without refusal — the usage has happened. All touched accounts are locked
+    first, in id order. Returns the number of ledger entries written."""
+    actor.require_write()
+    pockets = {p.pk: p for p in Pocket.objects.filter(pk__in={t.pocket_id for t in takes})}
+    account_ids = sorted({p.account_id for p in pockets.values()} | {row[0] for row in money})
+    accounts = {a.pk: a for a in BillingAccount.objects.select_for_update().filter(pk__in=account_ids).order_by("pk")}
+    if takes:
+        pockets = {p.pk: p for p in Pocket.objects.filter(pk__in=list(pockets))}  # re-read under the locks
+    entries = []
+    for take in takes:
+        pocket = pockets[take.pocket_id]
+        if take.quantity > pocket.balance:
+            raise Conflict(f"pocket {pocket.pk} holds {pocket.balance} {pocket.unit}, less than the "
+                           f"{take.quantity} rating planned for {take.reference}: rate the file again",
+                           code="pocket_changed")
+        pocket.balance = EXACT.subtract(pocket.balance, take.quantity)
+        entries.append(LedgerEntry(
+            tenant_id=pocket.tenant_id, pocket=pocket, at=take.at, kind=Kind.DEBIT, amount=-take.quantity,
+            balance_after=pocket.balance, service=take.service, reason="usage", reference=take.reference,
+            actor_kind=actor.kind, actor_id=actor.id, actor_label=actor.label[:200]))
+    LedgerEntry.objects.bulk_create(entries, batch_size=2000)
+    Pocket.objects.bulk_update(list({pockets[t.pocket_id].pk: pockets[t.pocket_id] for t in takes}.values()),
+                               ["balance"], batch_size=2000)
+    written = len(entries)
+    for account_id, amount, reference, to_accrual in money:
+        account = accounts[account_id]
+        if amount.value <= 0:
+            continue
+        if to_accrual:
+            written += len(_post_many(actor, [(accrual_pocket(actor, account), -amount.value)], Kind.DEBIT,
+                                      reason="usage", reference=reference))
+        else:
+            written += len(spend(actor, account, amount, reference=reference, reason="usage").entries)
+    return written

@@ -1,0 +1,345 @@
+"""The usage mass process for one file: read → mediate → rate → book and store, in chunks.
+
+`import_file` is what `obol usage import` runs for each file. It is idempotent and resumable:
+
+- a file is known by its checksum; a file imported before is skipped unless forced;
+- the records are rated together (allowances are consumed in time order across the file), then
+  stored in chunks in time order, each chunk in one transaction with its pocket bookings, its
+  suspense rows and the file's counters; a crash loses at most the chunk in flight;
+- a rerun of an unfinished file skips what its committed chunks stored and rates the rest
+  against the pockets as those chunks left them, so every total equals a clean run's;
+- a record whose key was rated before (from any file) is a duplicate and is suspended, never
+  charged twice.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+from django.db import transaction
+
+from obol.balances import services as balances
+from obol.balances.models import Pocket, Source
+from obol.catalog.rates import MICROS, rate_frames
+from obol.catalog.rate_models import RateTable
+from obol.core import clock
+from obol.core.actors import Actor
+from obol.core.errors import ObolError
+from obol.core.money import Amount
+from obol.core.tenancy import current_tenant
+from obol.notifications import services as alerts
+from obol.usage.importers import get_importer
+from obol.usage.mediation import RECORD_FIELDS, TS, load_lookups, mediate
+from obol.usage.models import RatedRecord, SuspendedRecord, UsageFile
+from obol.usage.rating import cover_with_money, rate
+
+CHUNK = 50_000
+
+
+@dataclass
+class ImportSummary:
+    file: str
+    state: str
+    read: int = 0
+    rated: int = 0
+    suspended: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    skipped: int = 0
+    charged_micros: int = 0
+    uncovered: int = 0
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "suspended_total": sum(self.suspended.values())}
+
+
+def checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_row(path: Path, fmt: str, force: bool) -> tuple[UsageFile, str]:
+    """The file's row and what to do: "new", "resume" (unfinished before), "force" (done before,
+    imported again: what it rated is now a duplicate) or "skip" (done before)."""
+    digest = checksum(path)
+    row = UsageFile.objects.filter(checksum=digest).first()
+    if row is None:
+        return UsageFile.objects.create(tenant=current_tenant(), name=str(path), checksum=digest,
+                                        size=path.stat().st_size, format=fmt), "new"
+    if row.state == UsageFile.State.IMPORTING:
+        return row, "resume"
+    if row.state == UsageFile.State.DONE and not force:
+        return row, "skip"
+    if row.state == UsageFile.State.DONE and force:
+        UsageFile.objects.filter(pk=row.pk).update(
+            state=UsageFile.State.IMPORTING, read=0, rated=0, suspended=0, duplicates=0, skipped=0, chunks_done=0,
+            started_at=clock.now(), finished_at=None, error="")
+        row.refresh_from_db()
+        return row, "force"
+    UsageFile.objects.filter(pk=row.pk).update(state=UsageFile.State.IMPORTING, error="", started_at=clock.now())
+    return row, "new"  # it could not be read before: read it again
+
+
+def _keys_in(model, keys: list[str], **extra) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), 5000):
+        found.update(model.objects.filter(record_key__in=keys[start:start + 5000], **extra)
+                     .values_list("record_key", flat=True))
+    return found
+
+
+def _allowances(subscription_ids: list[int]) -> pl.DataFrame:
+    rows = []
+    pockets = Pocket.objects.filter(subscription_id__in=subscription_ids).exclude(balance=Decimal(0)).exclude(
+        source=Source.POSTPAID)
+    for p in pockets:
+        for service in p.services:
+            rows.append((p.pk, p.subscription_id, service, int(p.balance), p.priority, p.valid_from, p.valid_until,
+                         list(p.destination_groups)))
+    return pl.DataFrame(rows, orient="row", schema={
+        "pocket_id": pl.Int64, "subscription_id": pl.Int64, "service": pl.Utf8, "remaining": pl.Int64,
+        "priority": pl.Int64, "valid_from": TS, "valid_until": TS, "destination_groups": pl.List(pl.Utf8)})
+
+
+def _money(account_ids: list[int], modes: dict[int, str], currencies: dict[int, str]) -> pl.DataFrame:
+    """Money each prepaid or hybrid account can pay usage with now (its money pockets in its own
+    currency), in micro-units. A prepaid overdraft allowed by a credit limit is not counted: such
+    records are flagged uncovered, for the real-time issue to prevent."""
+    payers = [a for a in account_ids if modes.get(a) in ("prepaid", "hybrid")]
+    available: Counter[int] = Counter()
+    now = clock.now()
+    pockets = Pocket.objects.filter(account_id__in=payers).exclude(source=Source.POSTPAID).exclude(
+        balance=Decimal(0)).values_list("account_id", "balance", "unit", "valid_until")
+    for account_id, balance, unit, until in pockets:
+        if unit == currencies[account_id] and (until is None or until > now):
+            available[account_id] += int(balance * MICROS)
+    return pl.DataFrame([(a, available[a]) for a in payers], orient="row",
+                        schema={"account_id": pl.Int64, "available_micros": pl.Int64})
+
+
+def _tariffs(codes: list[str]) -> dict:
+    known = set(RateTable.objects.filter(code__in=codes).values_list("code", flat=True))
+    return {code: rate_frames(code, versions="all") for code in codes if code in known}
+
+
+PRIOR_USAGE_SCHEMA = {"subscription_id": pl.Int64, "service": pl.Utf8, "rate_table": pl.Utf8,
+                      "quantity_before": pl.Int64}
+
+
+def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = None, force: bool = False,
+                chunk_size: int = CHUNK, progress: Callable[[int], None] | None = None) -> ImportSummary:
+    """Import one usage file (see the module's docstring). `progress(n)` is told of n more records."""
+    actor.require_write()
+    path = Path(path)
+    row, mode = _file_row(path, fmt, force)
+    if mode == "skip":
+        return ImportSummary(str(path), "skipped", note="imported before (same checksum); --force to import again")
+    try:
+        batch = get_importer(fmt).read(path, profile=profile)
+    except (ObolError, OSError, pl.exceptions.PolarsError) as exc:
+        UsageFile.objects.filter(pk=row.pk).update(state=UsageFile.State.FAILED, error=str(exc)[:2000],
+                                                   finished_at=clock.now())
+        alerts.raise_alert(actor, kind="file_unparseable", subject=f"usage file {path.name} cannot be read",
+                           message=str(exc), details={"file": str(path), "format": fmt}, reference=str(path))
+        return ImportSummary(str(path), "failed", note=str(exc))
+
+    records = batch.records.sort("start", "record_key")
+    if mode == "resume":  # what the committed chunks of the interrupted run stored is done
+        resumed = _keys_in(RatedRecord, records["record_key"].to_list(), file=row)
+        records = records.filter(~pl.col("record_key").is_in(list(resumed)))
+    known = _keys_in(RatedRecord, records["record_key"].to_list())
+    mediated, suspense = mediate(records, load_lookups(), known_keys=known)
+    parse_errors = batch.errors.select(pl.lit("").alias("record_key"), "line", "reason", "field", "message", "raw",
+                                       pl.lit(None).alias("record"))
+    suspense = pl.concat([parse_errors, suspense], how="vertical_relaxed")
+    done_lines = set(SuspendedRecord.objects.filter(file=row).values_list("line", flat=True))
+    suspense = suspense.filter(~pl.col("line").is_in(list(done_lines)))
+
+    tz = current_tenant().timezone
+    result = rate(mediated, _tariffs(mediated["rate_table"].unique().to_list()),
+                  _allowances(mediated["subscription_id"].unique().to_list()),
+                  pl.DataFrame(schema=PRIOR_USAGE_SCHEMA), tz=tz, rounding=current_tenant().rounding)
+    accounts = mediated.select("account_id", "mode", "account_currency").unique("account_id")
+    modes = dict(accounts.select("account_id", "mode").rows())
+    currencies = dict(accounts.select("account_id", "account_currency").rows())
+    rated = (cover_with_money(result.rated, _money(sorted(modes), modes, currencies))
+             .with_columns(pl.lit(row.pk, pl.Int64).alias("file_id")).sort("start", "record_key"))
+    unrated = result.unrated.select("record_key", "line", "reason", pl.lit("rate_table").alias("field"),
+                                    pl.format("no tariff for this record ({})", pl.col("reason")).alias("message"),
+                                    "raw", pl.struct(RECORD_FIELDS).alias("record"))
+    suspense = pl.concat([suspense, unrated], how="vertical_relaxed")
+    summary = ImportSummary(str(path), "done", skipped=sum(batch.skipped.values()))
+    _store(actor, row, rated, result.takes, suspense, batch, chunk_size, summary, progress)
+    _alert(actor, path, summary)
+    return summary
+
+
+NO_TARIFF = ("no_usage_charge", "no_rate_table", "no_tariff_version", "no_destination", "no_rate")
+
+
+def _alert(actor: Actor, path: Path, summary: ImportSummary) -> None:
+    """A file whose suspense rate is above the tenant's threshold, or with usage that has no tariff,
+    raises an alert (stored, e-mailed and sent by webhook after commit)."""
+    suspended = sum(summary.suspended.values())
+    alerts.check_suspense_rate(actor, read=summary.read, suspended=suspended, reference=str(path),
+                               details={"file": str(path), "by_reason": summary.suspended})
+    no_tariff = {reason: n for reason, n in summary.suspended.items() if reason in NO_TARIFF}
+    if no_tariff:
+        alerts.raise_alert(actor, kind="no_tariff",
+                           subject=f"{sum(no_tariff.values())} record(s) of {path.name} have no tariff",
+                           message="; ".join(f"{reason}: {n}" for reason, n in sorted(no_tariff.items())),
+                           details={"file": str(path), "by_reason": no_tariff}, reference=str(path))
+
+
+def _store(actor, row, rated, takes, suspense, batch, chunk_size, summary, progress) -> None:
+    chunks = max(1, -(-rated.height // chunk_size))
+    takes_by_key = takes.group_by("record_key").agg("pocket_id", "quantity")
+    for number in range(chunks):
+        part = rated.slice(number * chunk_size, chunk_size)
+        with transaction.atomic():
+            _book(actor, part, takes_by_key, f"usage-file:{row.pk}:chunk:{number}")
+            extra = {}
+            if number == 0:  # suspense rows and the whole-file counts go with the first chunk
+                _suspend(row, suspense)
+                extra = {"skipped": sum(batch.skipped.values()),
+                         "read": batch.records.height + batch.errors.height + sum(batch.skipped.values())}
+            _count(row, part, suspense if number == 0 else None, extra)
+        if progress:
+            progress(part.height)
+    UsageFile.objects.filter(pk=row.pk).update(state=UsageFile.State.DONE, finished_at=clock.now())
+    row.refresh_from_db()
+    summary.read, summary.rated, summary.duplicates = row.read, row.rated, row.duplicates
+    summary.suspended = dict(Counter(SuspendedRecord.objects.filter(file=row, state="open")
+                                     .values_list("reason", flat=True)))
+    summary.charged_micros = int(rated["price_micros"].sum() or 0)
+    summary.uncovered = int(rated["uncovered"].sum() or 0)
+
+
+def _book(actor, part: pl.DataFrame, takes_by_key: pl.DataFrame, reference: str) -> None:
+    """Store rated records (their `file_id` column says where they came from) and book their
+    allowance takes and money, in the caller's transaction."""
+    if part.is_empty():
+        return
+    tenant_id = current_tenant().pk
+    RatedRecord.objects.bulk_create([
+        RatedRecord(tenant_id=tenant_id, record_key=r["record_key"], file_id=r["file_id"], line=r["line"],
+                    account_id=r["account_id"], subscription_id=r["subscription_id"], service=r["service"],
+                    start=r["start"], quantity=r["quantity"], destination=r["destination"] or "",
+                    destination_group=r["destination_group"] or "", time_band=r["time_band"] or "",
+                    included=r["included"], charged=r["charged"], billed=r["billed"], price_micros=r["price_micros"],
+                    currency=r["currency"], uncovered=bool(r["uncovered"]))
+        for r in part.iter_rows(named=True)
+    ], batch_size=2000)
+    takes = part.select("record_key", "service", "start").join(takes_by_key, on="record_key").explode(
+        "pocket_id", "quantity")
+    usage_takes = [balances.UsageTake(p, Decimal(q), k, s, t)
+                   for k, s, t, p, q in takes.select("record_key", "service", "start", "pocket_id", "quantity").rows()]
+    # Prepaid: what money pockets cover is debited, the rest stays flagged (uncovered) and unbooked.
+    # Hybrid: covered from money pockets, the rest accrues. Postpaid: everything accrues.
+    to_accrual = (pl.col("mode") == "postpaid") | ((pl.col("mode") == "hybrid") & pl.col("uncovered"))
+    money = (part.filter((pl.col("mode") != "prepaid") | ~pl.col("uncovered"))
+             .with_columns(to_accrual.alias("to_accrual"))
+             .group_by("account_id", "currency", "to_accrual").agg(pl.col("price_micros").sum()))
+    money_rows = [(account_id, Amount(Decimal(micros) / MICROS, currency),
+                   f"{reference}:{'accrual' if accrual else 'money'}", accrual)
+                  for account_id, currency, accrual, micros in money.rows() if micros]
+    balances.book_usage(actor, usage_takes, money_rows)
+
+
+def _jsonable(record: dict | None) -> dict | None:
+    if record is None:
+        return None
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in record.items()}
+
+
+def _suspend(row, suspense: pl.DataFrame) -> None:
+    SuspendedRecord.objects.bulk_create([
+        SuspendedRecord(tenant_id=row.tenant_id, file_id=row.pk, line=line, record_key=key or "", reason=reason,
+                        field=field_name or "", message=message, raw=raw or "", record=_jsonable(record))
+        for key, line, reason, field_name, message, raw, record in suspense.select(
+            "record_key", "line", "reason", "field", "message", "raw", "record").rows()
+    ], batch_size=2000)
+
+
+def _count(row, part: pl.DataFrame, suspense: pl.DataFrame | None, extra: dict) -> None:
+    from django.db.models import F
+
+    changes = {"rated": F("rated") + part.height, "chunks_done": F("chunks_done") + 1}
+    if suspense is not None:
+        changes["suspended"] = F("suspended") + suspense.height
+        changes["duplicates"] = F("duplicates") + suspense.filter(pl.col("reason") == "duplicate").height
+    changes.update(extra)
+    UsageFile.objects.filter(pk=row.pk).update(**changes)
+
+
+@dataclass
+class RecycleSummary:
+    tried: int = 0
+    rated: int = 0
+    still_suspended: dict[str, int] = field(default_factory=dict)
+
+
+RECYCLABLE = ("unknown_identifier", "subscription_not_active", "no_usage_charge", "no_rate_table",
+              "no_tariff_version", "no_destination", "no_rate")
+
+
+def _records_of(rows: list[SuspendedRecord]) -> pl.DataFrame:
+    from obol.usage.importers.base import RECORD_SCHEMA
+
+    frame = pl.DataFrame([{**r.record, "start": r.record["start"]} for r in rows],
+                         schema_overrides={"start": pl.Utf8}, infer_schema_length=None)
+    frame = frame.with_columns(pl.col("start").str.to_datetime(time_zone="UTC", time_unit="us"))
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in RECORD_SCHEMA.items()])
+
+
+@transaction.atomic
+def recycle(actor: Actor) -> RecycleSummary:
+    """Rate again the open suspense records whose cause may have been fixed (a subscription or a
+    tariff added): those that now rate are stored and booked and their suspense rows closed; the
+    others keep their row with the new reason."""
+    actor.require_write()
+    rows = list(SuspendedRecord.objects.filter(state=SuspendedRecord.State.OPEN, reason__in=RECYCLABLE,
+                                               record__isnull=False).select_for_update(of=("self",)))
+    summary = RecycleSummary(tried=len(rows))
+    if not rows:
+        return summary
+    by_key = {r.record_key: r for r in rows}
+    records = _records_of(rows)
+    mediated, suspense = mediate(records, load_lookups(), known_keys=_keys_in(RatedRecord, list(by_key)))
+    tz = current_tenant().timezone
+    result = rate(mediated, _tariffs(mediated["rate_table"].unique().to_list()),
+                  _allowances(mediated["subscription_id"].unique().to_list()),
+                  pl.DataFrame(schema=PRIOR_USAGE_SCHEMA), tz=tz, rounding=current_tenant().rounding)
+    accounts = mediated.select("account_id", "mode", "account_currency").unique("account_id")
+    modes, currencies = dict(accounts.select("account_id", "mode").rows()), dict(
+        accounts.select("account_id", "account_currency").rows())
+    file_ids = pl.DataFrame({"record_key": list(by_key), "file_id": [r.file_id for r in by_key.values()]},
+                            schema={"record_key": pl.Utf8, "file_id": pl.Int64})
+    rated = (cover_with_money(result.rated, _money(sorted(modes), modes, currencies))
+             .join(file_ids, on="record_key", how="left").sort("start", "record_key"))
+    _book(actor, rated, result.takes.group_by("record_key").agg("pocket_id", "quantity"),
+          f"usage-recycle:{clock.now():%Y%m%dT%H%M%S%f}")
+    now = clock.now()
+    SuspendedRecord.objects.filter(pk__in=[by_key[k].pk for k in rated["record_key"].to_list()]).update(
+        state=SuspendedRecord.State.RECYCLED, resolved_at=now)
+    unrated = result.unrated.select("record_key", pl.col("reason"),
+                                    pl.format("no tariff for this record ({})", pl.col("reason")).alias("message"))
+    still = pl.concat([suspense.select("record_key", "reason", "message"), unrated], how="vertical_relaxed")
+    for key, reason, message in still.rows():
+        row = by_key[key]
+        row.reason, row.message = reason, message
+        if reason == "duplicate":
+            row.state, row.resolved_at = SuspendedRecord.State.DROPPED, now
+    SuspendedRecord.objects.bulk_update([by_key[k] for k in still["record_key"].to_list()],
+                                        ["reason", "message", "state", "resolved_at"])
+    summary.rated = rated.height
+    summary.still_suspended = dict(Counter(still["reason"].to_list()))
+    return summary

@@ -1,0 +1,83 @@
+"""Billed quantity and price of each record, in integer micro-units (1 EUR = 1_000_000).
+
+- billed (`billed_expr`): voice by increments (first / next; defaults 60 / the first):
+  0 if charged = 0, else first + ceil(max(charged - first, 0) / next) * next; data rounded up to
+  the rate's `rounding_unit` (default kilobyte, 1024-based) per record; everything else as counted.
+- price of the billed units (`amount`): billed × unit price / (storage units per rate unit:
+  minute 60, second 1, kilobyte 1024, megabyte 1024², gigabyte 1024³, sms/mms/event/play 1),
+  rounded ONCE per record to whole micro-units (`RoundingPlace.RATING`, 6 decimals) by the
+  tenant's rule (half_up or half_even). Tiered rates round the record's sum over its tiers once.
+- then, when charged > 0: at least `minimum_charge`, plus `connection_fee` (once per record).
+  A record fully covered by allowances (charged = 0) costs 0: no minimum, no connection fee.
+
+Exact integer arithmetic without overflow: units = q × factor + r, so units × price / factor =
+q × price + r × price / factor with r < factor (at most 1024³); only the last part is rounded.
+"""
+from __future__ import annotations
+
+import polars as pl
+
+from obol.core.rounding import RoundingPlace, RoundingRule
+from obol.core.units import get_unit
+from obol.usage.rating.tiers import tier_amounts
+
+MICROS = 10 ** RoundingPlace.RATING.decimals   # rating keeps 6 decimals: whole micro-units
+DEFAULT_FIRST_INCREMENT_S = 60
+DEFAULT_DATA_ROUNDING_UNIT = "kilobyte"
+
+
+def unit_factor(unit: str | None) -> int:
+    """Storage units (seconds, bytes, events) in one `unit`; events count 1."""
+    if unit is None:
+        return 1
+    factor = get_unit(unit).base_factor
+    if factor != int(factor):
+        raise ValueError(f"unit {unit} is not a whole number of storage units")
+    return int(factor)
+
+
+def factor_expr(column: str, units: pl.Series) -> pl.Expr:
+    mapping = {u: unit_factor(u) for u in units.drop_nulls().unique().to_list()}
+    return pl.col(column).replace_strict(mapping, default=1, return_dtype=pl.Int64)
+
+
+def billed_expr(kind: pl.Expr, charged: pl.Expr, rounding_factor: pl.Expr) -> pl.Expr:
+    first = pl.col("first_increment_s").fill_null(DEFAULT_FIRST_INCREMENT_S)
+    step = pl.col("next_increment_s").fill_null(first)
+    over_first = (charged - first).clip(0)
+    voice = pl.when(charged == 0).then(0).otherwise(first + ((over_first + step - 1) // step) * step)
+    data = ((charged + rounding_factor - 1) // rounding_factor) * rounding_factor
+    return (pl.when(kind == "voice").then(voice).when(kind == "data").then(data).otherwise(charged)
+            .cast(pl.Int64))
+
+
+def rounded_div(whole: pl.Expr, numerator: pl.Expr, denominator: pl.Expr, rule: str) -> pl.Expr:
+    """whole + numerator / denominator (all ≥ 0) rounded to an integer by `rule`."""
+    rule = RoundingRule(rule)
+    base = whole + numerator // denominator
+    twice_rest = 2 * (numerator % denominator)
+    if rule == RoundingRule.HALF_UP:
+        up = twice_rest >= denominator
+    else:
+        up = (twice_rest > denominator) | ((twice_rest == denominator) & (base % 2 == 1))
+    return base + up.cast(pl.Int64)
+
+
+def price(frame: pl.DataFrame, tiers: pl.DataFrame, rule: str) -> pl.DataFrame:
+    """`frame` has _row, rate_key, the rate columns, `charged`, `billed`, `cum_before` (the
+    subscription's billed units of the rate table in the cycle before this record) and `_factor`.
+    Adds `price_micros`."""
+    flat = frame.filter(pl.col("tier_model").is_null()).select(
+        "_row",
+        ((pl.col("billed") // pl.col("_factor")) * pl.col("price_micros")).alias("_whole"),
+        ((pl.col("billed") % pl.col("_factor")) * pl.col("price_micros")).alias("_rest"))
+    tiered = tier_amounts(frame.filter(pl.col("tier_model").is_not_null()), tiers)
+    amounts = pl.concat([flat, tiered], how="vertical_relaxed")
+    priced = frame.join(amounts, on="_row", how="left", maintain_order="left").with_columns(
+        rounded_div(pl.col("_whole").fill_null(0), pl.col("_rest").fill_null(0), pl.col("_factor"), rule)
+        .alias("_usage"))
+    return priced.with_columns(
+        pl.when(pl.col("charged") > 0)
+        .then(pl.max_horizontal(pl.col("_usage"), pl.col("minimum_charge_micros").fill_null(0))
+              + pl.col("connection_fee_micros").fill_null(0))
+        .otherwise(0).cast(pl.Int64).alias("price_micros_out")).drop("_whole", "_rest", "_usage")
