@@ -161,3 +161,25 @@ def test_a_file_above_the_suspense_threshold_e_mails_an_alert(setup, tmp_path, m
     assert "bad-day.jsonl" in alert.reference
     [mail] = mail_to_smtp.messages
     assert mail["to"] == ["noc@operator.test"] and "suspense" in mail["message"]["Subject"].lower()
+
+
+def test_graduated_data_tiers_count_the_cycles_earlier_files(setup, tmp_path, clerk):
+    """data-national: the first 1024 MB of a cycle at 0.01 EUR/MB, beyond at 0.005 EUR/MB."""
+    with frozen(date(2026, 3, 1)):
+        subscriptions.subscribe(clerk, make_account("A-9", mode="postpaid"), PricePlan.objects.get(code="payg"),
+                                start_date=date(2026, 3, 1),
+                                identifiers_=[{"kind": "msisdn", "value": "491544444444"}])
+    mb = 1024 * 1024
+
+    def data(n, day, megabytes):
+        return {"id": f"d{n}", "service": "data", "identifier": "491544444444", "start": f"2026-03-{day}T12:00:00Z",
+                "volume_bytes": megabytes * mb}
+
+    pipeline.import_file(ACTOR, write_jsonl(tmp_path / "day1.jsonl", [data(1, 10, 1000)]), fmt="jsonl")
+    pipeline.import_file(ACTOR, write_jsonl(tmp_path / "day2.jsonl", [data(2, 11, 48)]), fmt="jsonl")
+    april = dict(data(3, 10, 48), start="2026-04-10T12:00:00Z")  # a new cycle starts again at 0.01
+    pipeline.import_file(ACTOR, write_jsonl(tmp_path / "april.jsonl", [april]), fmt="jsonl")
+    prices = dict(RatedRecord.objects.filter(account__number="A-9").values_list("record_key", "price_micros"))
+    assert prices == {"jsonl:d1": 10_000_000,  # 1000 MB x 0.01
+                      "jsonl:d2": 360_000,     # 24 MB x 0.01 + 24 MB x 0.005, not 48 x 0.01
+                      "jsonl:d3": 480_000}     # 48 MB x 0.01 in April

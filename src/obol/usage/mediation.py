@@ -38,7 +38,7 @@ class Lookups:
     """identifiers: kind, value, valid_from, valid_to, subscription_id
     states: subscription_id, account_id, plan_id, status, state_from (a subscription's timeline)
     charges: plan_id, version_from, service_kind, service, rate_table (usage charges by version)
-    accounts: account_id, account_currency, mode"""
+    accounts: account_id, account_currency, mode, bill_cycle_day"""
 
     identifiers: pl.DataFrame
     states: pl.DataFrame
@@ -76,8 +76,9 @@ def load_lookups() -> Lookups:
         orient="row",
     )
     accounts = pl.DataFrame(
-        list(BillingAccount.objects.values_list("pk", "currency", "mode")),
-        schema={"account_id": pl.Int64, "account_currency": pl.Utf8, "mode": pl.Utf8}, orient="row",
+        list(BillingAccount.objects.values_list("pk", "currency", "mode", "bill_cycle_day")),
+        schema={"account_id": pl.Int64, "account_currency": pl.Utf8, "mode": pl.Utf8, "bill_cycle_day": pl.Int64},
+        orient="row",
     )
     return Lookups(identifiers, states, charges, accounts)
 

@@ -48,6 +48,8 @@ class RatedRecord(TenantOwned):
     account = models.ForeignKey("customers.BillingAccount", on_delete=models.PROTECT, related_name="+")
     subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, related_name="+")
     service = models.CharField(max_length=60)
+    rate_table = models.CharField(max_length=60, blank=True)
+    cycle_start = models.DateField(null=True, blank=True, help_text="First day of the account's bill cycle period")
     start = models.DateTimeField()
     quantity = models.BigIntegerField(help_text="Seconds, bytes or events")
     destination = models.CharField(max_length=40, blank=True)

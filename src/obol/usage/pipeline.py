@@ -17,11 +17,14 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from django.db import transaction
+from django.db.models import Sum
 
 from obol.balances import services as balances
 from obol.balances.models import Pocket, Source
@@ -31,6 +34,7 @@ from obol.core import clock
 from obol.core.actors import Actor
 from obol.core.errors import ObolError
 from obol.core.money import Amount
+from obol.core.periods import Cycle, Frequency
 from obol.core.tenancy import current_tenant
 from obol.notifications import services as alerts
 from obol.usage.importers import get_importer
@@ -134,6 +138,60 @@ PRIOR_USAGE_SCHEMA = {"subscription_id": pl.Int64, "service": pl.Utf8, "rate_tab
                       "quantity_before": pl.Int64}
 
 
+def with_cycles(mediated: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """Each record's bill cycle (monthly, on its account's cycle day) as `cycle_start`/`cycle_end`:
+    tiers count usage within a cycle. Periods are worked out once per (cycle day, local date)."""
+    local_day = pl.col("start").dt.convert_time_zone(tz).dt.date().alias("_day")
+    frame = mediated.with_columns(local_day)
+    pairs = frame.select("bill_cycle_day", "_day").unique().rows()
+    periods = [(cycle_day, day, *_period(cycle_day, day)) for cycle_day, day in pairs]
+    lookup = pl.DataFrame(periods, orient="row", schema={"bill_cycle_day": pl.Int64, "_day": pl.Date,
+                                                          "cycle_start": pl.Date, "cycle_end": pl.Date})
+    return frame.join(lookup, on=["bill_cycle_day", "_day"], how="left").drop("_day")
+
+
+def _period(cycle_day: int, day):
+    period = Cycle(Frequency.MONTH, day=cycle_day).period_containing(day)
+    return period.start, period.end
+
+
+def prior_usage(group: pl.DataFrame, cycle_start, cycle_end, tz: str) -> pl.DataFrame:
+    """Billed units already stored in the cycle, per subscription, service and rate table."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(cycle_start, time(0), tzinfo=zone)
+    end = datetime.combine(cycle_end, time(0), tzinfo=zone)
+    rows = (RatedRecord.objects.filter(subscription_id__in=group["subscription_id"].unique().to_list(),
+                                       start__gte=start, start__lt=end)
+            .values("subscription_id", "service", "rate_table").annotate(total=Sum("billed"))
+            .values_list("subscription_id", "service", "rate_table", "total"))
+    return pl.DataFrame(list(rows), orient="row", schema=PRIOR_USAGE_SCHEMA)
+
+
+def rate_by_cycle(mediated: pl.DataFrame, tz: str, rounding: str):
+    """Rate the records cycle by cycle (tiers count within one), each with the usage its cycle
+    already has. Returns (rated, takes, unrated) over all cycles."""
+    frame = with_cycles(mediated, tz)
+    tariffs = _tariffs(frame["rate_table"].unique().to_list())
+    allowances = _allowances(frame["subscription_id"].unique().to_list())
+    rated, takes, unrated = [], [], []
+    groups = frame.partition_by("cycle_start", "cycle_end", as_dict=True) if frame.height else {}
+    for (cycle_start, cycle_end), group in sorted(groups.items()):
+        result = rate(group, tariffs, allowances, prior_usage(group, cycle_start, cycle_end, tz), tz=tz,
+                      rounding=rounding)
+        rated.append(result.rated)
+        takes.append(result.takes)
+        unrated.append(result.unrated)
+        used = result.takes.group_by("pocket_id").agg(pl.col("quantity").sum().alias("_used"))
+        allowances = (allowances.join(used, on="pocket_id", how="left")
+                      .with_columns((pl.col("remaining") - pl.col("_used").fill_null(0)).alias("remaining"))
+                      .drop("_used"))
+    if not rated:
+        empty = rate(frame, tariffs, allowances, pl.DataFrame(schema=PRIOR_USAGE_SCHEMA), tz=tz, rounding=rounding)
+        return empty.rated, empty.takes, empty.unrated
+    return (pl.concat(rated, how="vertical_relaxed"), pl.concat(takes, how="vertical_relaxed"),
+            pl.concat(unrated, how="vertical_relaxed"))
+
+
 def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = None, force: bool = False,
                 chunk_size: int = CHUNK, progress: Callable[[int], None] | None = None) -> ImportSummary:
     """Import one usage file (see the module's docstring). `progress(n)` is told of n more records."""
@@ -163,21 +221,19 @@ def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = No
     done_lines = set(SuspendedRecord.objects.filter(file=row).values_list("line", flat=True))
     suspense = suspense.filter(~pl.col("line").is_in(list(done_lines)))
 
-    tz = current_tenant().timezone
-    result = rate(mediated, _tariffs(mediated["rate_table"].unique().to_list()),
-                  _allowances(mediated["subscription_id"].unique().to_list()),
-                  pl.DataFrame(schema=PRIOR_USAGE_SCHEMA), tz=tz, rounding=current_tenant().rounding)
+    tenant = current_tenant()
+    result_rated, result_takes, result_unrated = rate_by_cycle(mediated, tenant.timezone, tenant.rounding)
     accounts = mediated.select("account_id", "mode", "account_currency").unique("account_id")
     modes = dict(accounts.select("account_id", "mode").rows())
     currencies = dict(accounts.select("account_id", "account_currency").rows())
-    rated = (cover_with_money(result.rated, _money(sorted(modes), modes, currencies))
+    rated = (cover_with_money(result_rated, _money(sorted(modes), modes, currencies))
              .with_columns(pl.lit(row.pk, pl.Int64).alias("file_id")).sort("start", "record_key"))
-    unrated = result.unrated.select("record_key", "line", "reason", pl.lit("rate_table").alias("field"),
+    unrated = result_unrated.select("record_key", "line", "reason", pl.lit("rate_table").alias("field"),
                                     pl.format("no tariff for this record ({})", pl.col("reason")).alias("message"),
                                     "raw", pl.struct(RECORD_FIELDS).alias("record"))
     suspense = pl.concat([suspense, unrated], how="vertical_relaxed")
     summary = ImportSummary(str(path), "done", skipped=sum(batch.skipped.values()))
-    _store(actor, row, rated, result.takes, suspense, batch, chunk_size, summary, progress)
+    _store(actor, row, rated, result_takes, suspense, batch, chunk_size, summary, progress)
     _alert(actor, path, summary)
     return summary
 
@@ -232,6 +288,7 @@ def _book(actor, part: pl.DataFrame, takes_by_key: pl.DataFrame, reference: str)
     RatedRecord.objects.bulk_create([
         RatedRecord(tenant_id=tenant_id, record_key=r["record_key"], file_id=r["file_id"], line=r["line"],
                     account_id=r["account_id"], subscription_id=r["subscription_id"], service=r["service"],
+                    rate_table=r["rate_table"], cycle_start=r["cycle_start"],
                     start=r["start"], quantity=r["quantity"], destination=r["destination"] or "",
                     destination_group=r["destination_group"] or "", time_band=r["time_band"] or "",
                     included=r["included"], charged=r["charged"], billed=r["billed"], price_micros=r["price_micros"],
@@ -314,23 +371,21 @@ def recycle(actor: Actor) -> RecycleSummary:
     by_key = {r.record_key: r for r in rows}
     records = _records_of(rows)
     mediated, suspense = mediate(records, load_lookups(), known_keys=_keys_in(RatedRecord, list(by_key)))
-    tz = current_tenant().timezone
-    result = rate(mediated, _tariffs(mediated["rate_table"].unique().to_list()),
-                  _allowances(mediated["subscription_id"].unique().to_list()),
-                  pl.DataFrame(schema=PRIOR_USAGE_SCHEMA), tz=tz, rounding=current_tenant().rounding)
+    tenant = current_tenant()
+    result_rated, result_takes, result_unrated = rate_by_cycle(mediated, tenant.timezone, tenant.rounding)
     accounts = mediated.select("account_id", "mode", "account_currency").unique("account_id")
     modes, currencies = dict(accounts.select("account_id", "mode").rows()), dict(
         accounts.select("account_id", "account_currency").rows())
     file_ids = pl.DataFrame({"record_key": list(by_key), "file_id": [r.file_id for r in by_key.values()]},
                             schema={"record_key": pl.Utf8, "file_id": pl.Int64})
-    rated = (cover_with_money(result.rated, _money(sorted(modes), modes, currencies))
+    rated = (cover_with_money(result_rated, _money(sorted(modes), modes, currencies))
              .join(file_ids, on="record_key", how="left").sort("start", "record_key"))
-    _book(actor, rated, result.takes.group_by("record_key").agg("pocket_id", "quantity"),
+    _book(actor, rated, result_takes.group_by("record_key").agg("pocket_id", "quantity"),
           f"usage-recycle:{clock.now():%Y%m%dT%H%M%S%f}")
     now = clock.now()
     SuspendedRecord.objects.filter(pk__in=[by_key[k].pk for k in rated["record_key"].to_list()]).update(
         state=SuspendedRecord.State.RECYCLED, resolved_at=now)
-    unrated = result.unrated.select("record_key", pl.col("reason"),
+    unrated = result_unrated.select("record_key", pl.col("reason"),
                                     pl.format("no tariff for this record ({})", pl.col("reason")).alias("message"))
     still = pl.concat([suspense.select("record_key", "reason", "message"), unrated], how="vertical_relaxed")
     for key, reason, message in still.rows():
