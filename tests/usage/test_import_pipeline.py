@@ -183,3 +183,33 @@ def test_graduated_data_tiers_count_the_cycles_earlier_files(setup, tmp_path, cl
     assert prices == {"jsonl:d1": 10_000_000,  # 1000 MB x 0.01
                       "jsonl:d2": 360_000,     # 24 MB x 0.01 + 24 MB x 0.005, not 48 x 0.01
                       "jsonl:d3": 480_000}     # 48 MB x 0.01 in April
+
+
+def test_rerate_after_a_tariff_correction_charges_the_new_price_once(setup, tmp_path, clerk):
+    from obol.catalog.rate_models import Rate
+
+    with frozen(date(2026, 3, 1)):
+        subscriptions.subscribe(clerk, make_account("A-5", mode="postpaid"), PricePlan.objects.get(code="payg"),
+                                start_date=date(2026, 3, 1),
+                                identifiers_=[{"kind": "msisdn", "value": "491555555555"}])
+    calls = [call(100 + i, "491555555555", f"2026-03-1{i % 9}T10:{i:02d}:00Z", 60 + i) for i in range(1, 12)]
+    summary = pipeline.import_file(ACTOR, write_jsonl(tmp_path / "calls.jsonl", CALLS + calls), fmt="jsonl")
+    assert summary.rated == 40, summary
+    before = totals()
+    accrued_before = Pocket.objects.get(account__number="A-5", source="postpaid").balance
+    charged_before = sum(RatedRecord.objects.values_list("price_micros", flat=True))
+    assert charged_before > 0
+    rates = Rate.objects.filter(version__table__code="voice-national", price__isnull=False)
+    for rate_row in rates:  # a correction: every voice price doubled
+        rate_row.price = rate_row.price * 2
+        rate_row.connection_fee = rate_row.connection_fee * 2
+        rate_row.minimum_charge = rate_row.minimum_charge * 2
+        rate_row.save()
+    call_command("usage", "rerate", "--from", "2026-03-01", "--to", "2026-04-01")
+    after = totals()
+    assert after[0] == before[0] == 40 and after[2] == before[2]  # same records, same included minutes
+    charged_after = sum(RatedRecord.objects.values_list("price_micros", flat=True))
+    assert charged_after == 2 * charged_before
+    accrued_after = Pocket.objects.get(account__number="A-5", source="postpaid").balance
+    assert accrued_after == 2 * accrued_before  # the old charge given back, the new one booked once
+    assert balances.verify() == []

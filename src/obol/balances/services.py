@@ -379,3 +379,23 @@ def book_usage(actor: Actor, takes: list[UsageTake], money: list[tuple[int, Amou
         else:
             written += len(spend(actor, account, amount, reference=reference, reason="usage").entries)
     return written
+
+
+@transaction.atomic
+def credit_pocket(actor: Actor, pocket: Pocket, amount: Decimal, *, reference: str, reason: str) -> LedgerEntry:
+    """Give units back to a pocket (a reversed usage debit), under the account's lock."""
+    actor.require_write()
+    lock_account(pocket.account)
+    pocket = Pocket.objects.get(pk=pocket.pk)
+    if amount <= 0:
+        raise ValidationFailed("amount: a credit must be positive", field="amount")
+    return _post(actor, pocket, Kind.CREDIT, amount, reason=reason, reference=reference)
+
+
+@transaction.atomic
+def refund_usage(actor: Actor, account: BillingAccount, amount: Amount, *, to_accrual: bool, reference: str):
+    """Give back money booked for usage: to the unbilled-usage pocket, or to the main money pocket."""
+    actor.require_write()
+    account = lock_account(account)
+    pocket = accrual_pocket(actor, account) if to_accrual else money_pocket(actor, account, amount.unit.code)
+    return _post(actor, pocket, Kind.CREDIT, amount.value, reason="usage re-rated", reference=reference)

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from obol.balances import services as balances
-from obol.balances.models import Pocket, Source
+from obol.balances.models import LedgerEntry, Pocket, Source
 from obol.catalog.rates import MICROS, rate_frames
 from obol.catalog.rate_models import RateTable
 from obol.core import clock
@@ -36,6 +36,7 @@ from obol.core.errors import ObolError
 from obol.core.money import Amount
 from obol.core.periods import Cycle, Frequency
 from obol.core.tenancy import current_tenant
+from obol.customers.models import BillingAccount
 from obol.notifications import services as alerts
 from obol.usage.importers import get_importer
 from obol.usage.mediation import RECORD_FIELDS, TS, load_lookups, mediate
@@ -397,4 +398,93 @@ def recycle(actor: Actor) -> RecycleSummary:
                                         ["reason", "message", "state", "resolved_at"])
     summary.rated = rated.height
     summary.still_suspended = dict(Counter(still["reason"].to_list()))
+    return summary
+
+
+@dataclass
+class RerateSummary:
+    records: int = 0
+    price_before_micros: int = 0
+    price_after_micros: int = 0
+    unrated: int = 0
+
+
+def _stored(records) -> pl.DataFrame:
+    """Rated records back as the engine's input (mediation is not repeated: the subscription,
+    service and rate table were decided when they were first rated)."""
+    from obol.catalog.models import Service
+
+    kinds = dict(Service.objects.values_list("code", "kind"))
+    accounts = {a.pk: a for a in BillingAccount.objects.filter(pk__in={r.account_id for r in records})}
+    rows = [(r.record_key, r.file_id, r.line, r.subscription_id, r.account_id, r.service, kinds.get(r.service, ""),
+             r.rate_table, r.start, r.quantity, r.destination, accounts[r.account_id].mode,
+             accounts[r.account_id].currency, accounts[r.account_id].bill_cycle_day, "") for r in records]
+    return pl.DataFrame(rows, orient="row", schema={
+        "record_key": pl.Utf8, "file_id": pl.Int64, "line": pl.Int64, "subscription_id": pl.Int64,
+        "account_id": pl.Int64, "service": pl.Utf8, "service_kind": pl.Utf8, "rate_table": pl.Utf8, "start": TS,
+        "quantity": pl.Int64, "destination": pl.Utf8, "mode": pl.Utf8, "account_currency": pl.Utf8,
+        "bill_cycle_day": pl.Int64, "raw": pl.Utf8})
+
+
+def _reverse(actor: Actor, records: list[RatedRecord], reference: str) -> None:
+    """Give back what the records took: allowance units to their pockets (one credit per debit),
+    money to where it went (prepaid and hybrid covered: money pockets; postpaid and hybrid
+    uncovered: the unbilled-usage pocket; prepaid uncovered was never booked)."""
+    keys = [r.record_key for r in records]
+    debits = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DEBIT, reference__in=keys).select_related("pocket")
+    pockets: dict[int, Pocket] = {}
+    credits = []
+    for entry in debits:
+        pocket = pockets.setdefault(entry.pocket_id, entry.pocket)
+        credits.append((pocket, -entry.amount, entry.reference))
+    for pocket, amount, key in credits:
+        balances.credit_pocket(actor, pocket, amount, reference=f"{reference}:{key}", reason="re-rated")
+    money: Counter[tuple[int, str, bool]] = Counter()
+    modes = dict(BillingAccount.objects.filter(pk__in={r.account_id for r in records}).values_list("pk", "mode"))
+    for r in records:
+        mode = modes[r.account_id]
+        if mode == "prepaid" and r.uncovered:
+            continue
+        to_accrual = mode == "postpaid" or (mode == "hybrid" and r.uncovered)
+        money[(r.account_id, r.currency, to_accrual)] += r.price_micros
+    for (account_id, currency, to_accrual), micros in money.items():
+        if micros:
+            balances.refund_usage(actor, BillingAccount.objects.get(pk=account_id),
+                                  Amount(Decimal(micros) / MICROS, currency), to_accrual=to_accrual,
+                                  reference=f"{reference}:{account_id}")
+
+
+@transaction.atomic
+def rerate(actor: Actor, *, start, end, account_id: int | None = None) -> RerateSummary:
+    """Price the rated records of [start, end) again with today's tariffs (after a tariff
+    correction): their bookings are reversed, then they are rated and booked anew, in one
+    transaction. Nothing is charged twice: every record is stored once, before and after."""
+    actor.require_write()
+    tz = ZoneInfo(current_tenant().timezone)
+    records = RatedRecord.objects.filter(start__gte=datetime.combine(start, time(0), tzinfo=tz),
+                                         start__lt=datetime.combine(end, time(0), tzinfo=tz))
+    if account_id is not None:
+        records = records.filter(account_id=account_id)
+    records = list(records.select_for_update(of=("self",)).order_by("start", "record_key"))
+    summary = RerateSummary(records=len(records), price_before_micros=sum(r.price_micros for r in records))
+    if not records:
+        return summary
+    reference = f"rerate:{clock.now():%Y%m%dT%H%M%S%f}"
+    _reverse(actor, records, reference)
+    frame = _stored(records)
+    RatedRecord.objects.filter(pk__in=[r.pk for r in records]).delete()
+    tenant = current_tenant()
+    rated, takes, unrated = rate_by_cycle(frame, tenant.timezone, tenant.rounding)
+    accounts = frame.select("account_id", "mode", "account_currency").unique("account_id")
+    modes, currencies = dict(accounts.select("account_id", "mode").rows()), dict(
+        accounts.select("account_id", "account_currency").rows())
+    rated = cover_with_money(rated, _money(sorted(modes), modes, currencies)).sort("start", "record_key")
+    _book(actor, rated, takes.group_by("record_key").agg("pocket_id", "quantity"), reference)
+    if unrated.height:
+        SuspendedRecord.objects.bulk_create([
+            SuspendedRecord(tenant_id=tenant.pk, file_id=file_id, line=None, record_key=key, reason=reason,
+                            field="rate_table", message=f"no tariff when re-rated ({reason})")
+            for key, file_id, reason in unrated.select("record_key", "file_id", "reason").rows()])
+    summary.price_after_micros = int(rated["price_micros"].sum() or 0)
+    summary.unrated = unrated.height
     return summary

@@ -11,7 +11,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from obol.core.actors import Actor
-from obol.core.management.base import reported_errors, tenant_from_option
+from obol.core.management.base import day_option, reported_errors, tenant_from_option
 from obol.core.tenancy import tenant_context
 from obol.usage import pipeline
 from obol.usage.importers import IMPORTERS, detect, load_profile
@@ -53,6 +53,11 @@ class Command(BaseCommand):
         susp = sub.add_parser("suspense", help="open suspense records by reason")
         susp.add_argument("--tenant")
         susp.add_argument("--reason", help="list the records of this reason")
+        rr = sub.add_parser("rerate", help="price a period's rated records again (after a tariff correction)")
+        rr.add_argument("--tenant")
+        rr.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
+        rr.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD", help="exclusive")
+        rr.add_argument("--account", help="one account number")
         rec = sub.add_parser("recycle", help="rate open suspense records again after their cause was fixed")
         rec.add_argument("--tenant")
         rec.add_argument("--json", action="store_true")
@@ -110,6 +115,15 @@ class Command(BaseCommand):
             self.stdout.write(f"{count}\t{name}")
         if not counts:
             self.stdout.write("no open suspense records")
+
+    def do_rerate(self, start, end, account=None, **_):
+        from obol.customers.models import BillingAccount
+
+        account_id = BillingAccount.objects.get_or_404("account", number=account).pk if account else None
+        summary = pipeline.rerate(Actor.process("usage rerate"), start=day_option(start, "--from"),
+                                  end=day_option(end, "--to"), account_id=account_id)
+        self.stdout.write(f"re-rated {summary.records} record(s): {summary.price_before_micros / 1_000_000:.6f} -> "
+                          f"{summary.price_after_micros / 1_000_000:.6f}; without tariff now: {summary.unrated}")
 
     def do_recycle(self, json=False, **_):  # noqa: A002
         summary = pipeline.recycle(Actor.process("usage recycle"))
