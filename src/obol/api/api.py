@@ -84,11 +84,13 @@ def _register_routers() -> None:
     from obol.catalog.api import router as catalog_router
     from obol.customers.api import router as customers_router
     from obol.subscriptions.api import router as subscriptions_router
+    from obol.usage.api import router as usage_router
 
     api.add_router("/", customers_router)
     api.add_router("/", catalog_router)
     api.add_router("/", subscriptions_router)
     api.add_router("/", balances_router)
+    api.add_router("/", usage_router)
 
 
 _register_routers()

@@ -30,7 +30,7 @@ from obol.balances import services as balances
 from obol.balances.models import LedgerEntry, Pocket, Source
 from obol.catalog.rates import MICROS, rate_frames
 from obol.catalog.rate_models import RateTable
-from obol.core import clock
+from obol.core import audit, clock
 from obol.core.actors import Actor
 from obol.core.errors import ObolError
 from obol.core.money import Amount
@@ -377,13 +377,16 @@ def _records_of(rows: list[SuspendedRecord]) -> pl.DataFrame:
 
 
 @transaction.atomic
-def recycle(actor: Actor) -> RecycleSummary:
-    """Rate again the open suspense records whose cause may have been fixed (a subscription or a
-    tariff added): those that now rate are stored and booked and their suspense rows closed; the
-    others keep their row with the new reason."""
+def recycle(actor: Actor, rows=None) -> RecycleSummary:
+    """Rate again the open suspense records (all, or those of the queryset `rows`) whose cause may
+    have been fixed (a subscription or a tariff added): those that now rate are stored and booked
+    and their suspense rows closed; the others keep their row with the new reason."""
     actor.require_write()
-    rows = list(SuspendedRecord.objects.filter(state=SuspendedRecord.State.OPEN, reason__in=RECYCLABLE,
-                                               record__isnull=False).select_for_update(of=("self",)))
+    candidates = SuspendedRecord.objects.filter(state=SuspendedRecord.State.OPEN, reason__in=RECYCLABLE,
+                                                record__isnull=False)
+    if rows is not None:
+        candidates = candidates.filter(pk__in=rows.values("pk"))
+    rows = list(candidates.select_for_update(of=("self",)))
     summary = RecycleSummary(tried=len(rows))
     if not rows:
         return summary
@@ -506,3 +509,21 @@ def rerate(actor: Actor, *, start, end, account_id: int | None = None) -> Rerate
     summary.price_after_micros = int(rated["price_micros"].sum() or 0)
     summary.unrated = unrated.height
     return summary
+
+
+DROP_REASON = "dropped in the back office"
+
+
+def drop_suspense(actor: Actor, rows, reason: str = DROP_REASON) -> int:
+    """Close open suspense rows without rating them (state dropped, audited); returns how many."""
+    actor.require_write()
+    dropped = 0
+    with transaction.atomic():
+        selected = list(rows.values_list("pk", flat=True))
+        for row in (SuspendedRecord.objects.select_for_update().order_by("pk")
+                    .filter(pk__in=selected, state=SuspendedRecord.State.OPEN)):
+            row.state, row.resolved_at = SuspendedRecord.State.DROPPED, clock.now()
+            row.save(update_fields=["state", "resolved_at"])
+            audit.record(actor, "suspendedrecord.drop", row, {"state": ["open", "dropped"]}, reason=reason)
+            dropped += 1
+    return dropped
