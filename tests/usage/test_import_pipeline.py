@@ -213,3 +213,46 @@ def test_rerate_after_a_tariff_correction_charges_the_new_price_once(setup, tmp_
     accrued_after = Pocket.objects.get(account__number="A-5", source="postpaid").balance
     assert accrued_after == 2 * accrued_before  # the old charge given back, the new one booked once
     assert balances.verify() == []
+
+
+def test_a_crash_with_prepaid_money_resumes_to_the_clean_totals(setup, tmp_path, monkeypatch, other_tenant):
+    """Prepaid calls debit the money pockets per chunk; a resumed run must neither skip a chunk's
+    debit nor cover a record a clean run would have flagged."""
+    calls = [call(200 + i, "491522222222", f"2026-03-10T{10 + i}:00:00Z", 60) for i in range(13)]
+    path = write_jsonl(tmp_path / "prepaid.jsonl", calls)
+    real_book = pipeline._book
+    seen = {"n": 0}
+
+    def crash_on_third_chunk(*args, **kwargs):
+        seen["n"] += 1
+        if seen["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real_book(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_book", crash_on_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=1)
+    monkeypatch.setattr(pipeline, "_book", real_book)
+    pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=1)
+    after_crash = totals() + (sorted(RatedRecord.objects.values_list("record_key", "uncovered")),)
+    with tenant_context(other_tenant):
+        prepare(other_tenant, ACTOR, ACTOR)
+        pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=1)
+        clean = totals() + (sorted(RatedRecord.objects.values_list("record_key", "uncovered")),)
+    assert after_crash == clean
+    # Tuesday in Berlin: 9 peak minutes at 0.09 and 3 off-peak at 0.05 make 0.96 of the 1.00 EUR;
+    # the 13th minute (0.05) does not fit: rated, flagged, not debited.
+    assert [uncovered for _, uncovered in clean[-1]].count(True) == 1
+    assert Pocket.objects.get(account__number="A-2", source="topup").balance == Decimal("0.04")
+
+
+def test_rerate_refuses_when_records_would_lose_their_tariff(setup, tmp_path):
+    from obol.catalog.rate_models import RateTable
+    from obol.core.errors import ValidationFailed
+
+    pipeline.import_file(ACTOR, write_jsonl(tmp_path / "calls.jsonl", CALLS[:3]), fmt="jsonl")
+    before = totals()
+    RateTable.objects.filter(code="voice-national").update(code="voice-renamed")  # a tariff broken by mistake
+    with pytest.raises(ValidationFailed, match="rerate refused: .*3 record\\(s\\) no_rate_table"):
+        pipeline.rerate(ACTOR, start=date(2026, 3, 1), end=date(2026, 4, 1))
+    assert totals() == before  # nothing deleted, nothing booked

@@ -68,3 +68,20 @@ def test_records_are_mapped_or_suspended_with_a_reason(subscription):
                        5: "no_usage_charge", 6: "duplicate", 7: "duplicate"}
     message = suspense.filter(pl.col("line") == 4)["message"][0]
     assert message == f"subscription {subscription.pk} was suspended at 2026-03-25 09:00:00"
+
+
+def test_a_plan_version_without_the_usage_charge_means_no_tariff(subscription, system):
+    """Version 2 of the plan (from 2026-03-15) dropped its voice usage charge: calls from then on
+    have no usage charge, they are not priced by version 1's."""
+    from obol.catalog.services import apply_plan
+    from obol.core.clock import frozen
+
+    with frozen(date(2026, 3, 14)):
+        apply_plan({"code": "talk", "name": "Talk", "charges": [
+            {"type": "recurring", "code": "fee", "price": "5"}]}, actor=system, effective_from=date(2026, 3, 15))
+    records = pl.DataFrame([record("a", "491511111111", at(2026, 3, 14, 9)),
+                            record("b", "491511111111", at(2026, 3, 16, 9), line=2)], schema=RECORD_SCHEMA)
+    # the subscription is suspended from the 20th; both calls are before that
+    mediated, suspense = mediate(records, load_lookups())
+    assert mediated["record_key"].to_list() == ["a"]
+    assert suspense.select("record_key", "reason").rows() == [("b", "no_usage_charge")]

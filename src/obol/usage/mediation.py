@@ -44,6 +44,7 @@ class Lookups:
     states: pl.DataFrame
     charges: pl.DataFrame
     accounts: pl.DataFrame
+    versions: pl.DataFrame | None = None  # plan_id, version_from of every plan version
 
 
 def _midnight(day, zone: ZoneInfo) -> datetime:
@@ -59,14 +60,18 @@ def load_lookups() -> Lookups:
         orient="row",
     )
     changes = SubscriptionChange.objects.order_by("subscription_id", "seq").values_list(
-        "subscription_id", "subscription__account_id", "plan_id", "status", "effective_date")
+        "subscription_id", "subscription__account_id", "plan_id", "status", "effective_date", "seq")
+    # Several changes on one day: the last (highest seq) is the state of that day.
     states = pl.DataFrame(
-        [(s, a, p, st, _midnight(d, zone)) for s, a, p, st, d in changes],
+        [(s, a, p, st, _midnight(d, zone), seq) for s, a, p, st, d, seq in changes],
         schema={"subscription_id": pl.Int64, "account_id": pl.Int64, "plan_id": pl.Int64, "status": pl.Utf8,
-                "state_from": TS},
+                "state_from": TS, "seq": pl.Int64},
         orient="row",
-    )
+    ).sort("subscription_id", "state_from", "seq").unique(["subscription_id", "state_from"], keep="last",
+                                                          maintain_order=True).drop("seq")
     versions = {v.pk: (v.plan_id, _midnight(v.effective_from, zone)) for v in PricePlanVersion.objects.all()}
+    all_versions = pl.DataFrame(list(versions.values()), orient="row",
+                                schema={"plan_id": pl.Int64, "version_from": TS})
     usage = Charge.objects.filter(kind=Charge.Kind.USAGE, service__isnull=False).order_by("version_id", "position")
     charges = pl.DataFrame(
         [(*versions[v], kind, code, table)
@@ -80,7 +85,7 @@ def load_lookups() -> Lookups:
         schema={"account_id": pl.Int64, "account_currency": pl.Utf8, "mode": pl.Utf8, "bill_cycle_day": pl.Int64},
         orient="row",
     )
-    return Lookups(identifiers, states, charges, accounts)
+    return Lookups(identifiers, states, charges, accounts, all_versions)
 
 
 def _suspend(frame: pl.DataFrame, reason: str, field: str, message: pl.Expr) -> pl.DataFrame:
@@ -122,8 +127,9 @@ def mediate(records: pl.DataFrame, lookups: Lookups, known_keys: set[str] | froz
                                        pl.col("status").fill_null("not started"),
                                        pl.col("start").dt.to_string("%Y-%m-%d %H:%M:%S"))))
 
-    versions = (lookups.charges.select("plan_id", "version_from").unique()
-                .sort("version_from"))
+    # Every version counts, with or without usage charges: a version without one means no tariff.
+    versions = (lookups.versions if lookups.versions is not None
+                else lookups.charges.select("plan_id", "version_from")).unique().sort("version_from")
     in_version = active.sort("start").join_asof(versions, left_on="start", right_on="version_from",
                                                 by="plan_id", strategy="backward", check_sortedness=False)
     charged = in_version.join(

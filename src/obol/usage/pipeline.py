@@ -32,7 +32,7 @@ from obol.catalog.rates import MICROS, rate_frames
 from obol.catalog.rate_models import RateTable
 from obol.core import audit, clock
 from obol.core.actors import Actor
-from obol.core.errors import ObolError
+from obol.core.errors import ObolError, ValidationFailed
 from obol.core.money import Amount
 from obol.core.periods import Cycle, Frequency
 from obol.core.tenancy import current_tenant
@@ -114,20 +114,42 @@ def _allowances(subscription_ids: list[int]) -> pl.DataFrame:
         "priority": pl.Int64, "valid_from": TS, "valid_until": TS, "destination_groups": pl.List(pl.Utf8)})
 
 
-def _money(account_ids: list[int], modes: dict[int, str], currencies: dict[int, str]) -> pl.DataFrame:
-    """Money each prepaid or hybrid account can pay usage with now (its money pockets in its own
-    currency), in micro-units. A prepaid overdraft allowed by a credit limit is not counted: such
-    records are flagged uncovered, for the real-time issue to prevent."""
+def _money(account_ids: list[int], modes: dict[int, str], currencies: dict[int, str],
+           exhausted: set[int] = frozenset()) -> pl.DataFrame:
+    """Money each prepaid or hybrid account can pay usage with now, in micro-units: its money
+    pockets in its own currency that apply to any usage (no service or destination restriction),
+    valid now, of an open account — what `spend` will take them from. A prepaid overdraft allowed
+    by a credit limit is not counted: such records are flagged uncovered, for the real-time issue
+    to prevent. `exhausted` accounts (an earlier run of the file ran out) get nothing."""
     payers = [a for a in account_ids if modes.get(a) in ("prepaid", "hybrid")]
+    open_accounts = set(BillingAccount.objects.filter(pk__in=payers, status=BillingAccount.Status.ACTIVE)
+                        .values_list("pk", flat=True))
     available: Counter[int] = Counter()
     now = clock.now()
     pockets = Pocket.objects.filter(account_id__in=payers).exclude(source=Source.POSTPAID).exclude(
-        balance=Decimal(0)).values_list("account_id", "balance", "unit", "valid_until")
-    for account_id, balance, unit, until in pockets:
-        if unit == currencies[account_id] and (until is None or until > now):
+        balance=Decimal(0)).values_list("account_id", "balance", "unit", "valid_from", "valid_until", "services",
+                                        "destination_groups")
+    for account_id, balance, unit, since, until, services, groups in pockets:
+        usable = (unit == currencies[account_id] and not services and not groups and since <= now
+                  and (until is None or until > now))
+        if usable and account_id in open_accounts and account_id not in exhausted:
             available[account_id] += int(balance * MICROS)
     return pl.DataFrame([(a, available[a]) for a in payers], orient="row",
                         schema={"account_id": pl.Int64, "available_micros": pl.Int64})
+
+
+def _record_struct() -> pl.Expr:
+    """The parsed record of a mediated row, as the importer made it (service is the kind again),
+    kept with its suspense row for `recycle`."""
+    return pl.struct([pl.col("service_kind").alias("service") if name == "service" else pl.col(name)
+                      for name in RECORD_FIELDS]).alias("record")
+
+
+def _currency_checked(rated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(records priced in their account's currency, the others): a rate table in another currency
+    than the account's is a tariff error, so its records go to suspense instead of being booked."""
+    same = pl.col("currency") == pl.col("account_currency")
+    return rated.filter(same), rated.filter(~same)
 
 
 def _tariffs(codes: list[str]) -> dict:
@@ -157,10 +179,11 @@ def _period(cycle_day: int, day):
 
 
 def prior_usage(group: pl.DataFrame, cycle_start, cycle_end, tz: str) -> pl.DataFrame:
-    """Billed units already stored in the cycle, per subscription, service and rate table."""
+    """Billed units already stored in the cycle before the group's first record, per subscription,
+    service and rate table (what the tiers have counted when these records start)."""
     zone = ZoneInfo(tz)
     start = datetime.combine(cycle_start, time(0), tzinfo=zone)
-    end = datetime.combine(cycle_end, time(0), tzinfo=zone)
+    end = min(datetime.combine(cycle_end, time(0), tzinfo=zone), group["start"].min())
     rows = (RatedRecord.objects.filter(subscription_id__in=group["subscription_id"].unique().to_list(),
                                        start__gte=start, start__lt=end)
             .values("subscription_id", "service", "rate_table").annotate(total=Sum("billed"))
@@ -227,12 +250,18 @@ def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = No
     accounts = mediated.select("account_id", "mode", "account_currency").unique("account_id")
     modes = dict(accounts.select("account_id", "mode").rows())
     currencies = dict(accounts.select("account_id", "account_currency").rows())
-    rated = (cover_with_money(result_rated, _money(sorted(modes), modes, currencies))
+    exhausted = set(RatedRecord.objects.filter(file=row, uncovered=True).values_list("account_id", flat=True))
+    rated = (cover_with_money(result_rated, _money(sorted(modes), modes, currencies, exhausted))
              .with_columns(pl.lit(row.pk, pl.Int64).alias("file_id")).sort("start", "record_key"))
+    rated, mismatched = _currency_checked(rated)
     unrated = result_unrated.select("record_key", "line", "reason", pl.lit("rate_table").alias("field"),
                                     pl.format("no tariff for this record ({})", pl.col("reason")).alias("message"),
-                                    "raw", pl.struct(RECORD_FIELDS).alias("record"))
-    suspense = pl.concat([suspense, unrated], how="vertical_relaxed")
+                                    "raw", _record_struct())
+    wrong_currency = mismatched.select(
+        "record_key", "line", pl.lit("currency_mismatch").alias("reason"), pl.lit("rate_table").alias("field"),
+        pl.format("rate table {} prices in {}, the account bills in {}", pl.col("rate_table"), pl.col("currency"),
+                  pl.col("account_currency")).alias("message"), "raw", _record_struct())
+    suspense = pl.concat([suspense, unrated, wrong_currency], how="vertical_relaxed")
     summary = ImportSummary(str(path), "done", skipped=sum(batch.skipped.values()))
     _store(actor, row, rated, result_takes, suspense, batch, chunk_size, summary, progress)
     _alert(actor, path, summary)
@@ -259,10 +288,11 @@ def _alert(actor: Actor, path: Path, summary: ImportSummary) -> None:
 def _store(actor, row, rated, takes, suspense, batch, chunk_size, summary, progress) -> None:
     chunks = max(1, -(-rated.height // chunk_size))
     takes_by_key = takes.group_by("record_key").agg("pocket_id", "quantity")
+    first_chunk = row.chunks_done  # a resumed run numbers its chunks after the committed ones
     for number in range(chunks):
         part = rated.slice(number * chunk_size, chunk_size)
         with transaction.atomic():
-            _book(actor, part, takes_by_key, f"usage-file:{row.pk}:chunk:{number}")
+            _book(actor, part, takes_by_key, f"usage-file:{row.pk}:chunk:{first_chunk + number}")
             extra = {}
             if number == 0:  # suspense rows and the whole-file counts go with the first chunk
                 _suspend(row, suspense)
@@ -276,8 +306,9 @@ def _store(actor, row, rated, takes, suspense, batch, chunk_size, summary, progr
     summary.read, summary.rated, summary.duplicates = row.read, row.rated, row.duplicates
     summary.suspended = dict(Counter(SuspendedRecord.objects.filter(file=row, state="open")
                                      .values_list("reason", flat=True)))
-    summary.charged_micros = int(rated["price_micros"].sum() or 0)
-    summary.uncovered = int(rated["uncovered"].sum() or 0)
+    stored = RatedRecord.objects.filter(file=row)
+    summary.charged_micros = int(stored.aggregate(total=Sum("price_micros"))["total"] or 0)
+    summary.uncovered = stored.filter(uncovered=True).count()
 
 
 RATED_COLUMNS = ["record_key", "file_id", "line", "account_id", "subscription_id", "service", "rate_table",
@@ -448,9 +479,11 @@ def _stored(records) -> pl.DataFrame:
 
 
 def _reverse(actor: Actor, records: list[RatedRecord], reference: str) -> None:
-    """Give back what the records took: allowance units to their pockets (one credit per debit),
-    money to where it went (prepaid and hybrid covered: money pockets; postpaid and hybrid
-    uncovered: the unbilled-usage pocket; prepaid uncovered was never booked)."""
+    """Give back what the records took: allowance units to their pockets (one credit per debit);
+    money to the unbilled-usage pocket when it accrued (postpaid, hybrid uncovered), else to the
+    account's main money balance (money is booked per account and chunk, not per record, so the
+    pocket it came from is not known: a promotion's money comes back as main balance). Prepaid
+    records that were not covered were never booked."""
     keys = [r.record_key for r in records]
     debits = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DEBIT, reference__in=keys).select_related("pocket")
     pockets: dict[int, Pocket] = {}
@@ -500,12 +533,14 @@ def rerate(actor: Actor, *, start, end, account_id: int | None = None) -> Rerate
     modes, currencies = dict(accounts.select("account_id", "mode").rows()), dict(
         accounts.select("account_id", "account_currency").rows())
     rated = cover_with_money(rated, _money(sorted(modes), modes, currencies)).sort("start", "record_key")
+    rated, mismatched = _currency_checked(rated)
+    if unrated.height or mismatched.height:  # never lose a rated record: fix the tariff, then rerate
+        reasons = Counter(unrated["reason"].to_list() + ["currency_mismatch"] * mismatched.height)
+        raise ValidationFailed(
+            "rerate refused: with the tariffs as they are now, " + ", ".join(
+                f"{n} record(s) {reason}" for reason, n in sorted(reasons.items())) + "; nothing was changed",
+            code="rerate_refused")
     _book(actor, rated, takes.group_by("record_key").agg("pocket_id", "quantity"), reference)
-    if unrated.height:
-        SuspendedRecord.objects.bulk_create([
-            SuspendedRecord(tenant_id=tenant.pk, file_id=file_id, line=None, record_key=key, reason=reason,
-                            field="rate_table", message=f"no tariff when re-rated ({reason})")
-            for key, file_id, reason in unrated.select("record_key", "file_id", "reason").rows()])
     summary.price_after_micros = int(rated["price_micros"].sum() or 0)
     summary.unrated = unrated.height
     return summary
