@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.obol-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres venv clean
+.PHONY: run test test-sqlite test-postgres venv clean bench
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ test-postgres: venv
 	else \
 		echo "== PostgreSQL tests skipped: set OBOL_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test"; \
 	fi
+
+# Speed of the usage mass process (not a test, not part of `make test`): docs/usage-performance.md.
+# BENCH_RECORDS=200000 make bench for a quick run.
+bench: venv
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

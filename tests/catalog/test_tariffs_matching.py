@@ -72,6 +72,34 @@ def test_longest_prefix_match_equals_the_reference(prefixes, destinations):
     assert found.rows() == expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(prefixes=st.dictionaries(st.text("01*#", min_size=1, max_size=4) | st.text("12", min_size=16, max_size=18),
+                                st.sampled_from(["a", "b", "c"]), max_size=30),
+       destinations=st.lists(st.none() | st.text("01*#", min_size=0, max_size=8)
+                             | st.text("12", min_size=14, max_size=20), max_size=60))
+def test_prefixes_that_are_not_short_digit_strings_match_like_the_reference(prefixes, destinations):
+    """Prefixes with other characters than digits or longer than 15 digits (the general path)."""
+    frame = pl.DataFrame({"prefix": list(prefixes), "destination_group": list(prefixes.values())},
+                         schema={"prefix": pl.String, "destination_group": pl.String})
+    found = longest_prefix_match(pl.Series(destinations, dtype=pl.String), frame)
+    assert found.rows() == [(d, *reference_match(d, prefixes)) for d in destinations]
+
+
+@settings(max_examples=100, deadline=None)
+@given(prefixes=st.dictionaries(st.text("0123456789", min_size=1, max_size=15), st.sampled_from(["a", "b"]),
+                                min_size=1, max_size=40),
+       destinations=st.lists(st.text("0123456789", min_size=0, max_size=20) | st.text("09+ -", max_size=6),
+                             max_size=60))
+def test_long_digit_destinations_and_zeros_match_like_the_reference(prefixes, destinations):
+    """Up to 15-digit prefixes, destinations longer than 15 digits, leading and trailing zeros
+    (0 vs 00 vs 000 are different prefixes) and stray characters."""
+    destinations = destinations + [p + "0" for p in prefixes] + [p[:-1] for p in prefixes]
+    frame = pl.DataFrame({"prefix": list(prefixes), "destination_group": list(prefixes.values())},
+                         schema={"prefix": pl.String, "destination_group": pl.String})
+    found = longest_prefix_match(pl.Series(destinations, dtype=pl.String), frame)
+    assert found.rows() == [(d, *reference_match(d, prefixes)) for d in destinations]
+
+
 # --- time bands ----------------------------------------------------------------------------
 
 

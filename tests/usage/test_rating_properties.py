@@ -21,7 +21,17 @@ T0 = datetime(2025, 12, 25, tzinfo=UTC)
 # small prices make exact halves of a micro-unit (the rounding rule matters), large ones the usual
 PRICES = st.sampled_from([1, 3, 5, 15, 30, 45, 90, 512, 100_000]) | st.integers(0, 2_000_000)
 BOUNDS = st.integers(1, 1_000) | st.integers(1, 400_000_000)
+# whole rate units (k minutes, k MB, k SMS): with 60 s increments, whole-MB quantities and prior usage
+# in whole units, a record's usage then ends exactly on a tier bound (the `<=` / `<` edges)
+EXACT_BOUNDS = st.integers(1, 12).map(lambda k: k * 1_000_000)
+MB = 1024 * 1024
 SPAN_S = 100 * 86400
+UNIT = {"voice": 60, "data": MB, "sms": 1}
+QUANTITIES = {
+    "voice": st.integers(0, 700) | st.integers(1, 10).map(lambda m: m * 60),
+    "data": st.integers(0, 5_000_000) | st.integers(1, 4).map(lambda m: m * MB),
+    "sms": st.integers(0, 700) | st.integers(1, 3),
+}
 
 
 @st.composite
@@ -44,8 +54,9 @@ def tiers(draw, unit):
     if model is None:
         return None, []
     count = draw(st.integers(1, 3))
-    bounds = sorted(draw(st.lists(BOUNDS.map(lambda b: b * (1_000_000 if unit != "megabyte" else 1)),
-                                  min_size=count - 1, max_size=count - 1, unique=True)))
+    exact = draw(st.booleans())
+    raw = EXACT_BOUNDS if exact else BOUNDS.map(lambda b: b * (1_000_000 if unit != "megabyte" else 1))
+    bounds = sorted(draw(st.lists(raw, min_size=count - 1, max_size=count - 1, unique=True)))
     prices = draw(st.lists(PRICES, min_size=count, max_size=count))
     return model, [(b, p) for b, p in zip(bounds + [None], prices, strict=True)]
 
@@ -87,35 +98,40 @@ def table(draw, code, kind, next_id):
 
 @st.composite
 def scenario(draw):
-    kinds = draw(st.lists(st.sampled_from(list(KINDS)), min_size=1, max_size=3, unique=True))
+    # voice always, and most records are calls (increments, allowances split mid-call, minimum, fee)
+    kinds = ["voice", *draw(st.lists(st.sampled_from(["data", "sms"]), max_size=2, unique=True))]
     tariffs = {f"t-{kind}": draw(table(f"t-{kind}", kind, i + 1)) for i, kind in enumerate(kinds)}
     records = []
-    for n in range(draw(st.integers(0, 40))):
-        kind = draw(st.sampled_from(kinds))
+    for n in range(draw(st.integers(0, 60))):
+        kind = draw(st.sampled_from(["voice"] * 3 + kinds))
         code = draw(st.sampled_from([f"t-{kind}"] * 15 + ["missing"]))
         records.append({
             "record_key": f"r{n:03d}", "subscription_id": draw(st.integers(1, 3)),
             "account_id": 0, "service": kind, "service_kind": kind, "rate_table": code,
             "start": T0 + timedelta(seconds=draw(st.integers(0, SPAN_S))),
-            "quantity": draw(st.integers(0, 700) if kind != "data" else st.integers(0, 5_000_000)),
+            "quantity": draw(QUANTITIES[kind]),
             "destination": draw(st.text("12345", min_size=1, max_size=6) | st.just("")),
         })
     for r in records:
         r["account_id"] = 100 + r["subscription_id"]
     pockets = []
-    for pid in range(draw(st.integers(0, 5))):
+    # many pockets competing for one subscription's records: same and different priorities, expiry
+    # dates, destination groups; small balances run out in the middle of a record
+    for pid in range(draw(st.integers(0, 9))):
         start = draw(st.sampled_from([None, None, 0]) | st.integers(0, SPAN_S))
         pockets.append({
-            "pocket_id": pid + 1, "subscription_id": draw(st.integers(1, 3)),
-            "service": draw(st.sampled_from(kinds)), "remaining": draw(st.integers(0, 1500) if pid % 2 else st.integers(0, 3_000_000)),
-            "priority": draw(st.sampled_from([1, 100])),
+            "pocket_id": pid + 1, "subscription_id": draw(st.sampled_from([1, 1, 1, 2, 3])),
+            "service": draw(st.sampled_from(["voice", "voice", *kinds])),
+            "remaining": draw(st.integers(0, 300) | st.integers(0, 1500) if pid % 2 else st.integers(0, 3_000_000)),
+            "priority": draw(st.sampled_from([1, 1, 100])),
             "valid_from": None if start is None else T0 + timedelta(seconds=start),
             "valid_until": draw(st.sampled_from([None, None]) | st.integers(0, SPAN_S).map(
                 lambda s: T0 + timedelta(seconds=s))),
             "destination_groups": draw(st.lists(st.sampled_from(GROUPS), max_size=2, unique=True)),
         })
     prior = [{"subscription_id": s, "service": k, "rate_table": f"t-{k}",
-              "quantity_before": draw(st.integers(0, 2000) | st.integers(0, 300_000_000))}
+              "quantity_before": draw(st.integers(0, 2000) | st.integers(0, 300_000_000)
+                                      | st.integers(0, 12).map(lambda u, k=k: u * UNIT[k]))}
              for s in (1, 2) for k in kinds if draw(st.booleans())]
     return tariffs, records, pockets, prior
 

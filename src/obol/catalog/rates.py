@@ -177,26 +177,101 @@ def _groups(ids: list[int]):
 def longest_prefix_match(destinations: pl.Series, prefixes: pl.DataFrame) -> pl.DataFrame:
     """For each destination (digits, as the prefixes are written), the `destination_group` and the
     matched `prefix` of its longest matching prefix; null for no match. One row per destination,
-    in order. `prefixes` has columns prefix and destination_group (one version's). One hash join per
-    distinct prefix length, longest first, each only over the destinations still unmatched."""
-    frame = pl.DataFrame({"destination": destinations.cast(pl.String)}).with_row_index("_row")
-    lengths = sorted(prefixes["prefix"].str.len_chars().unique().drop_nulls().to_list(), reverse=True)
+    in order. `prefixes` has columns prefix and destination_group (one version's)."""
+    destinations = destinations.cast(pl.String)
     table = prefixes.select(pl.col("prefix").cast(pl.String), pl.col("destination_group").cast(pl.String))
+    found = prefix_positions(destinations, pl.Series([0] * len(destinations), dtype=pl.Int64),
+                             table["prefix"], pl.Series([0] * table.height, dtype=pl.Int64))
+    return pl.DataFrame({"destination": destinations, "destination_group": table["destination_group"].gather(found),
+                         "prefix": table["prefix"].gather(found)})
+
+
+# Digit prefixes of at most 15 digits (E.164's maximum) are matched in one search over sorted
+# integer intervals: a string t of digits is the point (value(t) * 10^(15 - len t)) * 16 + len t,
+# a prefix p the interval of the points of the strings that start with p:
+# [value(p) * 10^(15 - len p) * 16 + len p, (value(p) + 1) * 10^(15 - len p) * 16). Such intervals are
+# nested or disjoint; they are cut once into elementary segments, each owned by its innermost
+# (longest) prefix, and every destination is one binary search. Sets (versions) are kept apart by
+# an offset per set. Other prefixes fall back to one hash join per prefix length.
+_MAX_DIGITS = 15
+_SET_SPAN = 2 * 10 ** 16
+_MAX_SETS = 400
+_POW10 = pl.Series("pow10", [10 ** k for k in range(_MAX_DIGITS + 1)], dtype=pl.Int64)
+
+
+def prefix_positions(destinations: pl.Series, destination_sets: pl.Series, prefixes: pl.Series,
+                     prefix_sets: pl.Series) -> pl.Series:
+    """For each destination, the position in `prefixes` of its longest prefix among the prefixes of
+    the same set (`destination_sets[i] == prefix_sets[j]`), null for none (or a null set)."""
+    destinations = destinations.cast(pl.String)
+    prefixes = prefixes.cast(pl.String)
+    if len(prefixes) == 0 or len(destinations) == 0:
+        return pl.Series("position", [None] * len(destinations), dtype=pl.UInt32)
+    digits_only = prefixes.str.contains(f"^[0-9]{{1,{_MAX_DIGITS}}}$").fill_null(False).all()
+    sets_fit = prefix_sets.min() >= 0 and prefix_sets.max() < _MAX_SETS
+    if not (digits_only and sets_fit):
+        return _positions_by_length(destinations, destination_sets, prefixes, prefix_sets)
+    length = prefixes.str.len_chars().cast(pl.Int64)
+    scale = _POW10.gather(_MAX_DIGITS - length)
+    offset = prefix_sets.cast(pl.Int64) * _SET_SPAN
+    lows = (offset + prefixes.cast(pl.Int64) * scale * 16 + length).to_list()
+    highs = (offset + (prefixes.cast(pl.Int64) + 1) * scale * 16).to_list()
+    starts, owners = _segments(lows, highs)
+    head = destinations.str.extract(f"^([0-9]{{0,{_MAX_DIGITS}}})", 1)
+    head_length = head.str.len_chars().cast(pl.Int64)
+    points = (destination_sets.cast(pl.Int64) * _SET_SPAN
+              + head.cast(pl.Int64, strict=False).fill_null(0) * _POW10.gather(_MAX_DIGITS - head_length) * 16
+              + head_length)
+    found = pl.select(
+        pl.when(pl.lit(points).is_not_null() & pl.lit(destination_sets).is_between(0, _MAX_SETS - 1))
+        .then(pl.lit(starts).search_sorted(pl.lit(points), side="right").cast(pl.Int64) - 1)
+        .alias("segment")).to_series()
+    segment = pl.select(pl.when(found >= 0).then(found)).to_series()
+    return owners.gather(segment).alias("position")
+
+
+def _segments(lows: list[int], highs: list[int]) -> tuple[pl.Series, pl.Series]:
+    """Cut nested-or-disjoint intervals into segments (sorted starts) each owned by the innermost
+    interval covering it (its position), or by none (null). A sweep over the prefixes, not the records."""
+    order = sorted(range(len(lows)), key=lambda i: (lows[i], -highs[i]))
+    starts: list[int] = []
+    owners: list[int | None] = []
+    stack: list[int] = []
+    for i in order:
+        while stack and highs[stack[-1]] <= lows[i]:
+            closed = stack.pop()
+            starts.append(highs[closed])
+            owners.append(stack[-1] if stack else None)
+        starts.append(lows[i])
+        owners.append(i)
+        stack.append(i)
+    while stack:
+        closed = stack.pop()
+        starts.append(highs[closed])
+        owners.append(stack[-1] if stack else None)
+    return pl.Series(starts, dtype=pl.Int64), pl.Series(owners, dtype=pl.UInt32)
+
+
+def _positions_by_length(destinations: pl.Series, destination_sets: pl.Series, prefixes: pl.Series,
+                         prefix_sets: pl.Series) -> pl.Series:
+    """The general case: one hash join per distinct prefix length, longest first, each over the
+    destinations still unmatched."""
+    frame = pl.DataFrame({"destination": destinations, "_set": destination_sets.cast(pl.Int64)}).with_row_index("_row")
+    table = pl.DataFrame({"prefix": prefixes, "_set": prefix_sets.cast(pl.Int64)}).with_row_index("position")
+    lengths = sorted(prefixes.str.len_chars().unique().drop_nulls().to_list(), reverse=True)
     found = []
-    pending = frame.filter(pl.col("destination").is_not_null())
+    pending = frame.filter(pl.col("destination").is_not_null() & pl.col("_set").is_not_null())
     for length in lengths:
-        if pending.height == 0:
+        if pending.height == 0 or length == 0:
             break
         candidates = table.filter(pl.col("prefix").str.len_chars() == length)
         keyed = pending.filter(pl.col("destination").str.len_chars() >= length).with_columns(
             pl.col("destination").str.slice(0, length).alias("prefix"))
-        matched = keyed.join(candidates, on="prefix", how="inner")
-        found.append(matched.select("_row", "destination_group", "prefix"))
+        matched = keyed.join(candidates, on=["_set", "prefix"], how="inner")
+        found.append(matched.select("_row", "position"))
         pending = pending.join(matched.select("_row"), on="_row", how="anti")
-    schema = {"_row": pl.UInt32, "destination_group": pl.String, "prefix": pl.String}
-    hits = pl.concat(found) if found else pl.DataFrame(schema=schema)
-    return (frame.join(hits, on="_row", how="left").sort("_row")
-            .select("destination", "destination_group", "prefix"))
+    hits = pl.concat(found) if found else pl.DataFrame(schema={"_row": pl.UInt32, "position": pl.UInt32})
+    return frame.join(hits, on="_row", how="left").sort("_row")["position"]
 
 
 def time_bands(starts_utc: pl.Series, tz: str, bands: pl.DataFrame, holidays: pl.DataFrame) -> pl.Series:
@@ -210,33 +285,62 @@ def time_bands(starts_utc: pl.Series, tz: str, bands: pl.DataFrame, holidays: pl
         return pl.Series("time_band", [ALL_BANDS] * len(starts_utc), dtype=pl.String)
     if starts_utc.dtype.time_zone is None:
         starts_utc = starts_utc.dt.replace_time_zone("UTC")
+    local = local_times(starts_utc, tz)
+    windows = bands.with_columns(pl.lit(0, pl.Int64).alias("_set"))
+    days = holidays.select(pl.lit(0, pl.Int64).alias("_set"), "calendar", "day")
+    position = band_positions(local.with_columns(pl.lit(0, pl.Int64).alias("_set")), windows, days)
+    return windows["band"].cast(pl.String).gather(position).alias("time_band")
+
+
+def local_times(starts_utc: pl.Series, tz: str) -> pl.DataFrame:
+    """weekday (ISO), second of the day and date of each start in zone `tz`."""
     local = starts_utc.dt.convert_time_zone(tz)
-    records = pl.DataFrame({
-        "_row": pl.int_range(0, len(local), eager=True, dtype=pl.UInt32),
-        "weekday": local.dt.weekday().cast(pl.Int8),
+    return pl.DataFrame({
+        "weekday": local.dt.weekday().cast(pl.Int64),
         "second": (local.dt.hour().cast(pl.Int64) * 3600 + local.dt.minute().cast(pl.Int64) * 60
                    + local.dt.second().cast(pl.Int64)),
         "day": local.dt.date(),
-    }).sort("second")
-    windows = bands.select("band", "days", pl.col("from_s").cast(pl.Int64), pl.col("to_s").cast(pl.Int64),
-                           pl.col("calendar").cast(pl.String))
+    })
+
+
+_DAY_BASE = 1 << 19
+
+
+def band_positions(local: pl.DataFrame, windows: pl.DataFrame, holidays: pl.DataFrame) -> pl.Series:
+    """For each row of `local` (_set, weekday, second, day), the position in `windows` (_set, band,
+    days, from_s, to_s, calendar) of its window: a holiday window of a calendar having the day
+    (`holidays`: _set, calendar, day) containing the second wins, else the weekly window of the
+    weekday containing it; of several, the one starting last. Null: none. Binary searches over the
+    (few) windows, no sort or join of the records."""
+    windows = windows.with_row_index("position").with_columns(
+        pl.col("_set").cast(pl.Int64), pl.col("from_s").cast(pl.Int64), pl.col("to_s").cast(pl.Int64))
     weekly = (windows.filter(pl.col("calendar").is_null())
               .with_columns(pl.col("days").str.split("").alias("weekday")).explode("weekday")
-              .with_columns(pl.col("weekday").cast(pl.Int8)).select("weekday", "from_s", "to_s", "band")
-              .sort("from_s"))
-    on_holidays = (holidays.select(pl.col("calendar").cast(pl.String), pl.col("day").cast(pl.Date))
-                   .join(windows.filter(pl.col("calendar").is_not_null()), on="calendar")
-                   .select("day", pl.col("from_s").alias("h_from"), pl.col("to_s").alias("h_to"),
-                           pl.col("band").alias("h_band"))
-                   .sort("h_from"))
-    result = (records.filter(pl.col("second").is_not_null())
-              .join_asof(weekly, left_on="second", right_on="from_s", by="weekday", strategy="backward",
-                         check_sortedness=False)
-              .join_asof(on_holidays, left_on="second", right_on="h_from", by="day", strategy="backward",
-                         check_sortedness=False)
-              .select("_row", pl.when(pl.col("h_band").is_not_null() & (pl.col("second") < pl.col("h_to")))
-                      .then(pl.col("h_band"))
-                      .when(pl.col("band").is_not_null() & (pl.col("second") < pl.col("to_s")))
-                      .then(pl.col("band")).alias("time_band")))
-    everyone = pl.DataFrame({"_row": pl.int_range(0, len(local), eager=True, dtype=pl.UInt32)})
-    return everyone.join(result, on="_row", how="left").sort("_row")["time_band"]
+              .filter(pl.col("weekday").fill_null("") != "")
+              .with_columns(pl.col("weekday").cast(pl.Int64))
+              .with_columns(((pl.col("_set") * 8 + pl.col("weekday")) * 86400 + pl.col("from_s")).alias("key"))
+              .sort("key", maintain_order=True))
+    on_days = (holidays.select(pl.col("_set").cast(pl.Int64), pl.col("calendar").cast(pl.String),
+                               pl.col("day").cast(pl.Date))
+               .join(windows.filter(pl.col("calendar").is_not_null()), on=["_set", "calendar"])
+               .with_columns(((pl.col("_set") * (2 * _DAY_BASE) + pl.col("day").cast(pl.Int64) + _DAY_BASE) * 86400
+                              + pl.col("from_s")).alias("key"))
+               .sort("key", maintain_order=True))
+    record_set = pl.col("_set").cast(pl.Int64)
+    week_key = (record_set * 8 + pl.col("weekday")) * 86400 + pl.col("second")
+    day_key = (record_set * (2 * _DAY_BASE) + pl.col("day").cast(pl.Int64) + _DAY_BASE) * 86400 + pl.col("second")
+    return local.select(
+        pl.coalesce(_containing(on_days, day_key, pl.col("second")),
+                    _containing(weekly, week_key, pl.col("second"))).alias("position")).to_series()
+
+
+def _containing(windows: pl.DataFrame, key: pl.Expr, second: pl.Expr) -> pl.Expr:
+    """The position of the window with the greatest key <= `key` when it is in the same block
+    (key // 86400) and ends after `second`; else null."""
+    if windows.height == 0:
+        return pl.lit(None, pl.UInt32)
+    found = pl.lit(windows["key"]).search_sorted(key, side="right").cast(pl.Int64) - 1
+    index = pl.when(found >= 0).then(found)
+    hit_key = pl.lit(windows["key"]).gather(index)
+    return (pl.when((hit_key // 86400 == key // 86400) & (second < pl.lit(windows["to_s"]).gather(index)))
+            .then(pl.lit(windows["position"]).gather(index)))

@@ -21,47 +21,44 @@ import polars as pl
 
 TAKES = {"record_key": pl.String, "pocket_id": pl.Int64, "quantity": pl.Int64}
 _KEYS = ["subscription_id", "service"]
+_POCKET = ["pocket_id", "remaining", "valid_from", "valid_until", "destination_groups", "_restricted"]
 
 
-def consume(demand: pl.DataFrame, allowances: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`demand`: _row, record_key, subscription_id, service, start, destination_group, quantity.
-    Returns (`_row`, `included`) for every demand row and the takes (record_key, pocket_id, quantity)."""
+def consume(demand: pl.DataFrame, allowances: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
+    """`demand`: _row, record_key, subscription_id, service, start, destination_group, quantity, in
+    chronological order (start, then record_key). Returns `included` (one value per demand row, in
+    its order) and the takes (record_key, pocket_id, quantity), ordered by _row then pocket."""
     pockets = _ordered_pockets(allowances, demand)
-    open_ = (demand.select("_row", "record_key", *_KEYS, "start", "destination_group",
-                           pl.col("quantity").alias("_need"))
-             .filter(pl.col("_need") > 0)
-             .join(pockets.select(_KEYS).unique(), on=_KEYS, how="semi")
-             .sort(*_KEYS, "start", "record_key"))
+    rounds = int(pockets["_rank"].max() or 0) if pockets.height else 0
+    if rounds == 0:
+        return pl.Series("included", [0] * demand.height, dtype=pl.Int64), pl.DataFrame(schema=TAKES)
+    work = demand.select("_row", "record_key", *_KEYS, "start", "destination_group",
+                         pl.col("quantity").alias("_need"))
     takes = []
-    rounds = pockets["_rank"].max() if pockets.height else 0
-    for rank in range(1, (rounds or 0) + 1):
-        if open_.height == 0:
-            break
-        pocket = pockets.filter(pl.col("_rank") == rank).drop("_rank")
-        eligible = (open_.join(pocket, on=_KEYS, how="inner", maintain_order="left")
-                    .filter((pl.col("valid_from").is_null() | (pl.col("start") >= pl.col("valid_from")))
-                            & (pl.col("valid_until").is_null() | (pl.col("start") < pl.col("valid_until")))
-                            & ((pl.col("destination_groups").list.len() == 0)
-                               | pl.col("destination_groups").list.contains(pl.col("destination_group"))
-                               .fill_null(False))))
-        demand_after = pl.col("_need").cum_sum().over("pocket_id")
-        taken = eligible.select(
-            "_row", "record_key", "pocket_id",
-            (pl.min_horizontal(demand_after, pl.col("remaining"))
-             - pl.min_horizontal(demand_after - pl.col("_need"), pl.col("remaining"))).clip(0).alias("quantity"),
-        ).filter(pl.col("quantity") > 0)
-        takes.append(taken)
-        open_ = (open_.join(taken.select("_row", pl.col("quantity").alias("_took")), on="_row", how="left",
-                            maintain_order="left")
-                 .with_columns((pl.col("_need") - pl.col("_took").fill_null(0)).alias("_need"))
-                 .drop("_took").filter(pl.col("_need") > 0))
+    for rank in range(1, rounds + 1):
+        pocket = pockets.filter(pl.col("_rank") == rank).select(*_KEYS, *_POCKET)
+        # every record meets the rank-th pocket of its subscription and service (if any); those not
+        # eligible need 0 from it, so the running sum of need per pocket is the chronological demand
+        joined = work.join(pocket, on=_KEYS, how="left", maintain_order="left")
+        eligible = (pl.col("pocket_id").is_not_null() & (pl.col("_need") > 0)
+                    & (pl.col("valid_from").is_null() | (pl.col("start") >= pl.col("valid_from")))
+                    & (pl.col("valid_until").is_null() | (pl.col("start") < pl.col("valid_until"))))
+        if pockets["_restricted"].any():
+            eligible = eligible & (~pl.col("_restricted").fill_null(False)
+                                   | pl.col("destination_groups").list.contains(pl.col("destination_group"))
+                                   .fill_null(False))
+        joined = joined.with_columns(pl.when(eligible).then(pl.col("_need")).otherwise(0).alias("_wants"))
+        joined = joined.with_columns(pl.col("_wants").cum_sum().over("pocket_id").alias("_after"))
+        take = (pl.min_horizontal(pl.col("_after"), pl.col("remaining"))
+                - pl.min_horizontal(pl.col("_after") - pl.col("_wants"), pl.col("remaining"))).clip(0).fill_null(0)
+        joined = joined.with_columns(take.alias("_take"))
+        takes.append(joined.filter(pl.col("_take") > 0).select("_row", "record_key", "pocket_id",
+                                                               pl.col("_take").alias("quantity")))
+        work = joined.select(*work.columns[:-1], (pl.col("_need") - pl.col("_take")).alias("_need"))
+    included = (demand["quantity"] - work["_need"]).alias("included")
     all_takes = pl.concat([pl.DataFrame(schema={"_row": pl.UInt32, **TAKES}),
                            *[t.select(pl.col("_row").cast(pl.UInt32), *[pl.col(c).cast(d) for c, d in TAKES.items()])
                              for t in takes]])
-    included = (demand.select("_row")
-                .join(all_takes.group_by("_row").agg(pl.col("quantity").sum().alias("included")), on="_row",
-                      how="left", maintain_order="left")
-                .with_columns(pl.col("included").fill_null(0).cast(pl.Int64)))
     return included, all_takes.sort("_row", "pocket_id", maintain_order=True).select(list(TAKES))
 
 
@@ -69,11 +66,17 @@ def _ordered_pockets(allowances: pl.DataFrame, demand: pl.DataFrame) -> pl.DataF
     usable = (allowances.select(
         pl.col("pocket_id").cast(pl.Int64), pl.col("subscription_id").cast(pl.Int64),
         pl.col("service").cast(pl.String), pl.col("remaining").cast(pl.Int64),
-        pl.col("priority").cast(pl.Int64), pl.col("valid_from"), pl.col("valid_until"),
+        pl.col("priority").cast(pl.Int64), pl.col("valid_from").cast(pl.Datetime("us", "UTC")),
+        pl.col("valid_until").cast(pl.Datetime("us", "UTC")),
         pl.col("destination_groups").fill_null([]).cast(pl.List(pl.String)))
-        .filter(pl.col("remaining") > 0)
-        .join(demand.select(_KEYS).unique(), on=_KEYS, how="semi"))
-    return (usable.with_columns((pl.col("destination_groups").list.len() == 0).alias("_unrestricted"))
-            .sort(*_KEYS, "_unrestricted", "priority", "valid_until", "pocket_id", nulls_last=True)
-            .with_columns(pl.int_range(1, pl.len() + 1).over(_KEYS).alias("_rank"))
-            .drop("_unrestricted"))
+        .filter(pl.col("remaining") > 0))
+    return (usable.with_columns((pl.col("destination_groups").list.len() > 0).alias("_restricted"))
+            .sort(*_KEYS, "_restricted", "priority", "valid_until", "pocket_id", nulls_last=True,
+                  descending=[False, False, True, False, False, False])
+            .with_row_index("_at")
+            # rank within the (sorted) subscription and service: rows since the group's first row
+            .with_columns(pl.when((pl.col("subscription_id") != pl.col("subscription_id").shift())
+                                  | (pl.col("service") != pl.col("service").shift())
+                                  | (pl.col("_at") == 0)).then(pl.col("_at")).forward_fill().alias("_first"))
+            .with_columns((pl.col("_at") - pl.col("_first") + 1).cast(pl.Int64).alias("_rank"))
+            .drop("_at", "_first"))

@@ -9,7 +9,9 @@ records out. Pure (no database, no clock) and vectorised (Polars; no per-record 
 
 Steps: lookup.locate (version by local date, longest prefix, time band, rate) ->
 allowances.consume (included units, exact split) -> pricing (increments, rounding, tiers,
-minimum charge, connection fee). Every rule and rounding: docs/usage-rating.md.
+minimum charge, connection fee), all in one chronological order of the records (sorted once, or
+not at all when they come sorted). Every rule and rounding: docs/usage-rating.md; speed:
+docs/usage-performance.md.
 """
 from __future__ import annotations
 
@@ -21,15 +23,8 @@ import polars as pl
 from obol.catalog.rates import RateFrames
 from obol.usage.rating import allowances as allowance_rules
 from obol.usage.rating.lookup import locate
-from obol.usage.rating.pricing import (
-    DEFAULT_DATA_ROUNDING_UNIT,
-    MICROS,
-    billed_expr,
-    factor_expr,
-    price,
-    unit_factor,
-)
-from obol.usage.rating.tiers import tier_bounds
+from obol.usage.rating.pricing import MICROS, billed_expr, price, unit_factor
+from obol.usage.rating.tiers import tier_amounts, tier_bounds
 
 RECORD_COLUMNS = {
     "record_key": pl.String, "subscription_id": pl.Int64, "account_id": pl.Int64, "service": pl.String,
@@ -60,45 +55,58 @@ def rate(records: pl.DataFrame, tariffs: Mapping[str, RateFrames], allowances: p
     work = records.with_columns(
         pl.col("start").cast(pl.Datetime("us", "UTC")), pl.col("quantity").cast(pl.Int64),
         pl.col("destination").fill_null("")).with_row_index("_row")
+    # Every later step runs in this one chronological order (start, then record_key): allowances
+    # and counters are running sums in it, so nothing is sorted again. The mass process hands the
+    # records over in that order already; then this is one check, not a sort.
+    work, reordered = _chronological(work)
 
-    located = locate(work, tariffs, tz)
-    work = work.join(located, on="_row", how="left", maintain_order="left")
-    unrated = work.filter(pl.col("reason").is_not_null()).sort("_row").select(*inputs, "reason")
+    work = locate(work, tariffs, tz)
+    unrated = work.filter(pl.col("reason").is_not_null())
     ok = work.filter(pl.col("reason").is_null()).drop("reason")
 
     included, takes = allowance_rules.consume(
         ok.select("_row", "record_key", "subscription_id", "service", "start", "destination_group", "quantity"),
         allowances)
-    ok = ok.join(included, on="_row", how="left", maintain_order="left").with_columns(
-        (pl.col("quantity") - pl.col("included")).alias("charged"),
-        factor_expr("unit", ok["unit"]).alias("_factor"),
-        pl.col("rounding_unit").fill_null(DEFAULT_DATA_ROUNDING_UNIT)
-        .replace_strict(_factors(ok["rounding_unit"]), default=1, return_dtype=pl.Int64).alias("_rounding_factor"))
+    ok = ok.with_columns(included.alias("included")).with_columns(
+        (pl.col("quantity") - pl.col("included")).alias("charged"))
     ok = ok.with_columns(billed_expr(pl.col("service_kind"), pl.col("charged"), pl.col("_rounding_factor"))
                          .alias("billed"))
-    ok = _cycle_counter(ok, prior_usage)
-    ok = price(ok, tier_bounds(tariffs, MICROS, unit_factor), rounding)
-    rated = ok.sort("_row").select(
-        *inputs, *[pl.col(c).cast(d) for c, d in RATED_COLUMNS.items() if c != "price_micros"],
-        pl.col("price_micros_out").alias("price_micros")).select(*inputs, *RATED_COLUMNS)
-    return Rated(rated, takes, unrated)
+    ok = price(ok, _tiered(ok, prior_usage, tier_bounds(tariffs, MICROS, unit_factor), list(tariffs)), rounding)
+    if reordered:
+        ok, unrated = ok.sort("_row"), unrated.sort("_row")
+    rated = ok.select(*inputs, *[pl.col(c).cast(d) for c, d in RATED_COLUMNS.items() if c != "price_micros"],
+                      pl.col("price_micros_out").alias("price_micros")).select(*inputs, *RATED_COLUMNS)
+    return Rated(rated, takes, unrated.select(*inputs, "reason"))
 
 
-def _factors(units: pl.Series) -> dict[str, int]:
-    names = set(units.drop_nulls().unique().to_list()) | {DEFAULT_DATA_ROUNDING_UNIT}
-    return {u: unit_factor(u) for u in names}
+def _chronological(work: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+    """`work` in order of start, then record_key, and whether it had to be sorted."""
+    start, key = pl.col("start"), pl.col("record_key")
+    step = start.diff()
+    in_order = work.select(((step > 0) | ((step == 0) & (key > key.shift()))).slice(1).fill_null(False).all()
+                           ).item()
+    if in_order:
+        return work, False
+    return work.sort("start", "record_key"), True
 
 
-def _cycle_counter(frame: pl.DataFrame, prior_usage: pl.DataFrame) -> pl.DataFrame:
-    """`cum_before`: the subscription's billed units of the rate table in the cycle before each
-    record: `quantity_before` plus this batch's earlier records (by start, then record_key)."""
+def _tiered(ok: pl.DataFrame, prior_usage: pl.DataFrame, bounds: pl.DataFrame, codes: list[str]) -> pl.DataFrame:
+    """(_row, _whole, _rest) of the records priced by tiers. Their counter `cum_before` is the
+    subscription's billed units of the rate table in the cycle before each record: `quantity_before`
+    plus this batch's earlier records (all records of a table with tiers count, in time order)."""
+    tiered_tables = bounds["rate_table"].unique().to_list()
+    if not tiered_tables or not ok["tier_model"].is_not_null().any():
+        return pl.DataFrame(schema={"_row": pl.UInt32, "_whole": pl.Int64, "_rest": pl.Int64})
+    counted = ok.filter(pl.col("rate_table").is_in(tiered_tables)).select(
+        "_row", "subscription_id", "service", "rate_table", "rate_id", "tier_model", "billed", "_factor")
     prior = (prior_usage.select(pl.col("subscription_id").cast(pl.Int64), pl.col("service").cast(pl.String),
                                 pl.col("rate_table").cast(pl.String),
                                 pl.col("quantity_before").cast(pl.Int64))
              .group_by(_TIER_KEYS).agg(pl.col("quantity_before").sum()))
-    ordered = frame.sort(*_TIER_KEYS, "start", "record_key").join(
-        prior, on=_TIER_KEYS, how="left", maintain_order="left")
-    return ordered.with_columns(
-        (pl.col("quantity_before").fill_null(0)
-         + pl.col("billed").cum_sum().over(_TIER_KEYS) - pl.col("billed")).alias("cum_before")
-    ).drop("quantity_before")
+    running = pl.col("billed").cum_sum().over(_TIER_KEYS) - pl.col("billed")
+    if prior.height:
+        counted = counted.join(prior, on=_TIER_KEYS, how="left", maintain_order="left").with_columns(
+            (pl.col("quantity_before").fill_null(0) + running).alias("cum_before"))
+    else:
+        counted = counted.with_columns(running.alias("cum_before"))
+    return tier_amounts(counted.filter(pl.col("tier_model").is_not_null()), bounds)

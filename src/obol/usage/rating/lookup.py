@@ -1,6 +1,8 @@
 """Which rate prices each record: tariff version, destination group, time band, rate row.
 
-Pure and vectorised; the loops run over rate tables and their versions, never over records.
+Pure and vectorised: every table, version, prefix, band and rate becomes a small integer-keyed
+table once, and each record is placed by binary searches and gathers (no per-version or
+per-table pass over the records, no sort or join of the records).
 A record that cannot be priced gets one reason, checked in this order:
 `no_rate_table` (its code is not in `tariffs`), `no_tariff_version` (no version in force on the
 local date of its start), `no_destination` (no prefix matches), `no_rate` (no time band covers
@@ -12,7 +14,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from obol.catalog.rates import RateFrames, longest_prefix_match, time_bands
+from obol.catalog.rates import ALL_BANDS, RateFrames, band_positions, local_times, prefix_positions
+from obol.usage.rating.pricing import DEFAULT_DATA_ROUNDING_UNIT, unit_factor
 
 REASONS = ("no_rate_table", "no_tariff_version", "no_destination", "no_rate")
 
@@ -22,65 +25,152 @@ RATE_COLUMNS = {
     "next_increment_s": pl.Int64, "minimum_charge_micros": pl.Int64, "connection_fee_micros": pl.Int64,
     "rounding_unit": pl.String, "tier_model": pl.String,
 }
-LOCATED = {"_row": pl.UInt32, "tariff_version_id": pl.Int64, "destination_group": pl.String,
-           "time_band": pl.String, **RATE_COLUMNS, "currency": pl.String, "reason": pl.String}
+LOCATED = {"tariff_version_id": pl.Int64, "destination_group": pl.String, "time_band": pl.String,
+           "currency": pl.String, "reason": pl.String}
+# What pricing needs of the rate row (units are already turned into factors).
+PRICED_BY = ("rate_id", "price_micros", "first_increment_s", "next_increment_s", "minimum_charge_micros",
+             "connection_fee_micros", "tier_model", "_factor", "_rounding_factor")
+_DATE_BASE = 1 << 31
 
 
 def locate(records: pl.DataFrame, tariffs: Mapping[str, RateFrames], tz: str) -> pl.DataFrame:
-    """One row per record (`_row`, `rate_table`, `start`, `destination`): the columns of LOCATED,
-    `reason` null when a rate was found."""
-    frame = records.select("_row", "rate_table", "start", "destination").with_columns(
-        pl.col("start").dt.convert_time_zone(tz).dt.date().alias("_local_date"))
-    parts = [_empty()]
-    for (code,), group in frame.partition_by("rate_table", as_dict=True, maintain_order=False).items():
-        frames = tariffs.get(code) if code is not None else None
-        if frames is None:
-            parts.append(_failed(group, "no_rate_table"))
-            continue
-        parts.extend(_locate_table(group, frames, tz))
-    return pl.concat(parts, how="diagonal_relaxed").select(
-        [pl.col(name).cast(dtype) for name, dtype in LOCATED.items()])
+    """`records` (rate_table, start, destination, ...) with the columns of LOCATED, PRICED_BY and
+    `_t` (the table's index) added, row for row; `reason` null when a rate was found."""
+    codes = list(tariffs)
+    catalog = _Catalog(tariffs)
+    local = local_times(records["start"], tz)
+    table = records["rate_table"].replace_strict({c: i for i, c in enumerate(codes)}, default=None,
+                                                 return_dtype=pl.Int64)
+    version = _versions_at(catalog.versions, table, local["day"])
+    group = catalog.versions["_g_default"].gather(version)
+    if catalog.prefixes.height:
+        matched = prefix_positions(records["destination"], version, catalog.prefixes["prefix"],
+                                   catalog.prefixes["_v"])
+        group = group.zip_with(group.is_not_null(), catalog.prefixes["_g"].gather(matched))
+    band = _bands(catalog, local.with_columns(version.alias("_set")))
+    g, b = len(catalog.groups), len(catalog.bands)
+    key = (version * g + group) * b + band
+    rate = catalog.rate_index.gather(key)
+    columns = {
+        "tariff_version_id": catalog.versions["version_id"].gather(version),
+        "destination_group": pl.Series(catalog.groups, dtype=pl.String).gather(group),
+        "time_band": pl.Series(catalog.bands, dtype=pl.String).gather(band),
+        **{name: catalog.rates[name].gather(rate) for name in PRICED_BY},
+        "currency": pl.Series(catalog.currencies, dtype=pl.String).gather(table),
+        "_t": table,
+    }
+    located = pl.DataFrame(columns)
+    reason = (pl.when(pl.col("_t").is_null()).then(pl.lit("no_rate_table"))
+              .when(pl.col("tariff_version_id").is_null()).then(pl.lit("no_tariff_version"))
+              .when(pl.col("destination_group").is_null()).then(pl.lit("no_destination"))
+              .when(pl.col("rate_id").is_null()).then(pl.lit("no_rate"))
+              .otherwise(pl.lit(None, pl.String)).alias("reason"))
+    return pl.concat([records, located.with_columns(reason)], how="horizontal")
 
 
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema=LOCATED)
+class _Catalog:
+    """Every table's versions, prefixes, bands and rates with integer keys: table `_t`, version
+    `_v` (global index), group and band (indexes into `groups` / `bands`). Small: built per call."""
+
+    def __init__(self, tariffs: Mapping[str, RateFrames]):
+        self.currencies = [frames.currency for frames in tariffs.values()]
+        versions, prefixes, rates, windows, holidays = [], [], [], [], []
+        for t, frames in enumerate(tariffs.values()):
+            v = (frames.versions.select(pl.lit(t, pl.Int64).alias("_t"), pl.col("version_id").cast(pl.Int64),
+                                        pl.col("effective_from").cast(pl.Date),
+                                        pl.col("default_group").cast(pl.String))
+                 .sort("effective_from", maintain_order=True))
+            versions.append(v)
+            ids = v.select("_t", "version_id")
+            prefixes.append(frames.prefixes.select(pl.lit(t, pl.Int64).alias("_t"), pl.col("version_id").cast(pl.Int64),
+                                                   pl.col("prefix").cast(pl.String),
+                                                   pl.col("destination_group").cast(pl.String)))
+            rates.append(frames.rates.select(pl.lit(t, pl.Int64).alias("_t"), pl.col("version_id").cast(pl.Int64),
+                                             pl.col("destination_group").cast(pl.String),
+                                             pl.col("time_band").cast(pl.String),
+                                             *[pl.col(c).cast(d) for c, d in RATE_COLUMNS.items()]))
+            windows.append(frames.bands.select(pl.lit(t, pl.Int64).alias("_t"), pl.col("version_id").cast(pl.Int64),
+                                               pl.col("band").cast(pl.String), pl.col("days").cast(pl.String),
+                                               pl.col("from_s").cast(pl.Int64), pl.col("to_s").cast(pl.Int64),
+                                               pl.col("calendar").cast(pl.String)))
+            holidays.append(ids.join(frames.holidays.select(pl.col("calendar").cast(pl.String),
+                                                            pl.col("day").cast(pl.Date)), how="cross"))
+        versions_schema = {"_t": pl.Int64, "version_id": pl.Int64, "effective_from": pl.Date,
+                           "default_group": pl.String}
+        self.versions = (pl.concat([pl.DataFrame(schema=versions_schema), *versions])
+                         .with_row_index("_v").with_columns(pl.col("_v").cast(pl.Int64)))
+        ids = self.versions.select("_t", "version_id", "_v")
+        prefix_frame = pl.concat([pl.DataFrame(schema={"_t": pl.Int64, "version_id": pl.Int64, "prefix": pl.String,
+                                                       "destination_group": pl.String}), *prefixes])
+        rate_frame = pl.concat([pl.DataFrame(schema={"_t": pl.Int64, "version_id": pl.Int64,
+                                                     "destination_group": pl.String, "time_band": pl.String,
+                                                     **RATE_COLUMNS}), *rates])
+        window_frame = pl.concat([pl.DataFrame(schema={"_t": pl.Int64, "version_id": pl.Int64, "band": pl.String,
+                                                       "days": pl.String, "from_s": pl.Int64, "to_s": pl.Int64,
+                                                       "calendar": pl.String}), *windows])
+        holiday_frame = pl.concat([pl.DataFrame(schema={"_t": pl.Int64, "version_id": pl.Int64, "calendar": pl.String,
+                                                        "day": pl.Date}), *holidays])
+        self.groups = sorted(set(self.versions["default_group"].drop_nulls().to_list())
+                             | set(prefix_frame["destination_group"].drop_nulls().to_list())
+                             | set(rate_frame["destination_group"].drop_nulls().to_list()))
+        self.bands = sorted(set(window_frame["band"].drop_nulls().to_list())
+                            | set(rate_frame["time_band"].drop_nulls().to_list()) | {ALL_BANDS})
+        group_index = {name: i for i, name in enumerate(self.groups)}
+        band_index = {name: i for i, name in enumerate(self.bands)}
+
+        def index(column: str, mapping: dict) -> pl.Expr:
+            return pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.Int64)
+
+        self.versions = self.versions.with_columns(index("default_group", group_index).alias("_g_default"))
+        self.prefixes = prefix_frame.join(ids, on=["_t", "version_id"]).select(
+            "prefix", "_v", index("destination_group", group_index).alias("_g"))
+        self.windows = window_frame.join(ids, on=["_t", "version_id"]).select(
+            pl.col("_v").alias("_set"), "band", "days", "from_s", "to_s", "calendar",
+            index("band", band_index).alias("_b"))
+        self.holidays = holiday_frame.join(ids, on=["_t", "version_id"]).select(
+            pl.col("_v").alias("_set"), "calendar", "day")
+        self.with_bands = set(self.windows["_set"].to_list())
+        # the rate of (version, group, band); a rate with neither price nor tier model prices nothing
+        usable = (rate_frame.join(ids, on=["_t", "version_id"])
+                  .filter(pl.col("price_micros").is_not_null() | pl.col("tier_model").is_not_null())
+                  .with_columns(index("destination_group", group_index).alias("_g"),
+                                index("time_band", band_index).alias("_b"))
+                  .filter(pl.col("_g").is_not_null() & pl.col("_b").is_not_null())
+                  .unique(["_v", "_g", "_b"], keep="first", maintain_order=True))
+        units = set(usable["unit"].drop_nulls().to_list())
+        roundings = set(usable["rounding_unit"].drop_nulls().to_list()) | {DEFAULT_DATA_ROUNDING_UNIT}
+        self.rates = usable.with_columns(
+            pl.col("unit").replace_strict({u: unit_factor(u) for u in units}, default=1,
+                                          return_dtype=pl.Int64).alias("_factor"),
+            pl.col("rounding_unit").fill_null(DEFAULT_DATA_ROUNDING_UNIT)
+            .replace_strict({u: unit_factor(u) for u in roundings}, default=1, return_dtype=pl.Int64)
+            .alias("_rounding_factor"))
+        size = max(self.versions.height, 1) * len(self.groups or [None]) * len(self.bands)
+        keys = (self.rates["_v"] * len(self.groups) + self.rates["_g"]) * len(self.bands) + self.rates["_b"]
+        self.rate_index = pl.Series("rate", [None] * size, dtype=pl.Int64).scatter(
+            keys, pl.int_range(0, self.rates.height, eager=True, dtype=pl.Int64))
 
 
-def _failed(group: pl.DataFrame, reason: str) -> pl.DataFrame:
-    return group.select("_row", pl.lit(reason).alias("reason"))
+def _versions_at(versions: pl.DataFrame, table: pl.Series, day: pl.Series) -> pl.Series:
+    """The global index of the version of `table` in force on `day`: the latest `effective_from`
+    on or before it (a binary search over the versions sorted by table and date)."""
+    if versions.height == 0:
+        return pl.Series("_v", [None] * len(table), dtype=pl.Int64)
+    keys = versions["_t"] * (2 * _DATE_BASE) + versions["effective_from"].cast(pl.Int64) + _DATE_BASE
+    wanted = table * (2 * _DATE_BASE) + day.cast(pl.Int64) + _DATE_BASE
+    found = pl.select(pl.when(wanted.is_not_null()).then(
+        pl.lit(keys).search_sorted(pl.lit(wanted), side="right").cast(pl.Int64) - 1)).to_series()
+    found = pl.select(pl.when(found >= 0).then(found)).to_series()
+    same = versions["_t"].gather(found) == table
+    return pl.select(pl.when(same).then(versions["_v"].gather(found))).to_series().alias("_v")
 
 
-def _locate_table(group: pl.DataFrame, frames: RateFrames, tz: str) -> list[pl.DataFrame]:
-    versions = (frames.versions.select(pl.col("effective_from").cast(pl.Date), pl.col("version_id"),
-                                       pl.col("default_group").cast(pl.String))
-                .sort("effective_from"))
-    dated = group.sort("_local_date").join_asof(
-        versions, left_on="_local_date", right_on="effective_from", strategy="backward")
-    parts = [_failed(dated.filter(pl.col("version_id").is_null()), "no_tariff_version")]
-    for (version_id,), part in dated.filter(pl.col("version_id").is_not_null()).partition_by(
-            "version_id", as_dict=True).items():
-        parts.append(_locate_version(part, frames, version_id, tz))
-    return parts
-
-
-def _locate_version(part: pl.DataFrame, frames: RateFrames, version_id: int, tz: str) -> pl.DataFrame:
-    default_group = part["default_group"][0]
-    if default_group is not None:
-        part = part.with_columns(pl.lit(default_group, pl.String).alias("destination_group"))
-    else:
-        prefixes = frames.prefixes.filter(pl.col("version_id") == version_id)
-        destinations = part["destination"].unique()
-        matched = longest_prefix_match(destinations, prefixes).select("destination", "destination_group")
-        part = part.join(matched, on="destination", how="left", nulls_equal=False)
-    bands = frames.bands.filter(pl.col("version_id") == version_id)
-    part = part.with_columns(time_bands(part["start"], tz, bands, frames.holidays).alias("time_band"))
-    rates = (frames.rates.filter(pl.col("version_id") == version_id)
-             .select("destination_group", "time_band", *RATE_COLUMNS))
-    located = part.join(rates, on=["destination_group", "time_band"], how="left")
-    return located.select(
-        "_row", pl.lit(version_id, pl.Int64).alias("tariff_version_id"), "destination_group", "time_band",
-        *RATE_COLUMNS, pl.lit(frames.currency, pl.String).alias("currency"),
-        pl.when(pl.col("destination_group").is_null()).then(pl.lit("no_destination"))
-        .when(pl.col("rate_id").is_null()
-              | (pl.col("price_micros").is_null() & pl.col("tier_model").is_null())).then(pl.lit("no_rate"))
-        .otherwise(pl.lit(None, pl.String)).alias("reason"))
+def _bands(catalog: _Catalog, local: pl.DataFrame) -> pl.Series:
+    """The band index of each record: its version's window, or "all" for a version without bands."""
+    everything = catalog.bands.index(ALL_BANDS)
+    if catalog.windows.height == 0:
+        return pl.Series("_b", [everything] * local.height, dtype=pl.Int64)
+    position = band_positions(local, catalog.windows, catalog.holidays)
+    banded = local["_set"].is_in(list(catalog.with_bands))
+    return pl.select(pl.when(banded).then(catalog.windows["_b"].gather(position))
+                     .otherwise(pl.lit(everything, pl.Int64))).to_series().alias("_b")

@@ -19,7 +19,6 @@ import polars as pl
 
 from obol.core.rounding import RoundingPlace, RoundingRule
 from obol.core.units import get_unit
-from obol.usage.rating.tiers import tier_amounts
 
 MICROS = 10 ** RoundingPlace.RATING.decimals   # rating keeps 6 decimals: whole micro-units
 DEFAULT_FIRST_INCREMENT_S = 60
@@ -34,11 +33,6 @@ def unit_factor(unit: str | None) -> int:
     if factor != int(factor):
         raise ValueError(f"unit {unit} is not a whole number of storage units")
     return int(factor)
-
-
-def factor_expr(column: str, units: pl.Series) -> pl.Expr:
-    mapping = {u: unit_factor(u) for u in units.drop_nulls().unique().to_list()}
-    return pl.col(column).replace_strict(mapping, default=1, return_dtype=pl.Int64)
 
 
 def billed_expr(kind: pl.Expr, charged: pl.Expr, rounding_factor: pl.Expr) -> pl.Expr:
@@ -63,21 +57,21 @@ def rounded_div(whole: pl.Expr, numerator: pl.Expr, denominator: pl.Expr, rule: 
     return base + up.cast(pl.Int64)
 
 
-def price(frame: pl.DataFrame, tiers: pl.DataFrame, rule: str) -> pl.DataFrame:
-    """`frame` has _row, rate_key, the rate columns, `charged`, `billed`, `cum_before` (the
-    subscription's billed units of the rate table in the cycle before this record) and `_factor`.
-    Adds `price_micros`."""
-    flat = frame.filter(pl.col("tier_model").is_null()).select(
-        "_row",
-        ((pl.col("billed") // pl.col("_factor")) * pl.col("price_micros")).alias("_whole"),
-        ((pl.col("billed") % pl.col("_factor")) * pl.col("price_micros")).alias("_rest"))
-    tiered = tier_amounts(frame.filter(pl.col("tier_model").is_not_null()), tiers)
-    amounts = pl.concat([flat, tiered], how="vertical_relaxed")
-    priced = frame.join(amounts, on="_row", how="left", maintain_order="left").with_columns(
-        rounded_div(pl.col("_whole").fill_null(0), pl.col("_rest").fill_null(0), pl.col("_factor"), rule)
-        .alias("_usage"))
-    return priced.with_columns(
+def price(frame: pl.DataFrame, tiered: pl.DataFrame, rule: str) -> pl.DataFrame:
+    """`frame` has _row, the rate columns, `charged`, `billed` and `_factor`; `tiered` the
+    (_row, _whole, _rest) of its tiered records (`tiers.tier_amounts`). Adds `price_micros_out`."""
+    flat_whole = (pl.col("billed") // pl.col("_factor")) * pl.col("price_micros")
+    flat_rest = (pl.col("billed") % pl.col("_factor")) * pl.col("price_micros")
+    if tiered.height:
+        frame = frame.join(tiered, on="_row", how="left", maintain_order="left")
+        whole = pl.when(pl.col("tier_model").is_null()).then(flat_whole).otherwise(pl.col("_whole"))
+        rest = pl.when(pl.col("tier_model").is_null()).then(flat_rest).otherwise(pl.col("_rest"))
+    else:
+        whole, rest = flat_whole, flat_rest
+    usage = rounded_div(whole.fill_null(0), rest.fill_null(0), pl.col("_factor"), rule)
+    priced = frame.with_columns(
         pl.when(pl.col("charged") > 0)
-        .then(pl.max_horizontal(pl.col("_usage"), pl.col("minimum_charge_micros").fill_null(0))
+        .then(pl.max_horizontal(usage, pl.col("minimum_charge_micros").fill_null(0))
               + pl.col("connection_fee_micros").fill_null(0))
-        .otherwise(0).cast(pl.Int64).alias("price_micros_out")).drop("_whole", "_rest", "_usage")
+        .otherwise(0).cast(pl.Int64).alias("price_micros_out"))
+    return priced.drop("_whole", "_rest", strict=False)
