@@ -4,10 +4,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
+from obol.core.actors import Actor
 from obol.core.errors import ObolError
 from obol.core.models import Tenant
+from obol.core.tenancy import tenant_context
 
 
 def tenant_from_option(code: str | None) -> Tenant:
@@ -54,3 +56,32 @@ def day_option(text: str | None, option: str = "--effective-from") -> date | Non
         return date.fromisoformat(text)
     except ValueError:
         raise CommandError(f"{option}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+class LoadFileCommand(BaseCommand):
+    """`obol <thing> load FILE [--tenant CODE] [--effective-from YYYY-MM-DD]`: load a document
+    into one tenant with `loader(text, source=, actor=, effective_from=)` and print its report."""
+
+    what = "file"  # e.g. "catalog"
+    load_help = ""
+    file_help = ""
+    effective_from_help = "first day of new versions (default: the file's effective_from, else today)"
+
+    loader = None  # staticmethod(load_x): (text, *, source, actor, effective_from) -> report
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        load = actions.add_parser("load", help=self.load_help)
+        load.add_argument("file", help=self.file_help)
+        load.add_argument("--tenant", help="tenant code (default: the only tenant)")
+        load.add_argument("--effective-from", dest="effective_from", metavar="YYYY-MM-DD",
+                          help=self.effective_from_help)
+
+    def handle(self, *args, action: str, **options):
+        day = day_option(options.get("effective_from"))
+        text = read_document(options["file"])
+        tenant = tenant_from_option(options.get("tenant"))
+        with tenant_context(tenant), reported_errors():
+            report = type(self).loader(text, source=options["file"], actor=Actor.process(f"{self.what} load"),
+                                       effective_from=day)
+        self.stdout.write(str(report))

@@ -1,38 +1,12 @@
 """`obol tariffs load FILE [--tenant CODE] [--effective-from YYYY-MM-DD]`: load rate tables."""
-from __future__ import annotations
-
-
-from django.core.management.base import BaseCommand
-
 from obol.catalog.tariff_services import load_tariffs
-from obol.core.actors import Actor
-from obol.core.management.base import day_option, read_document, reported_errors, tenant_from_option
-from obol.core.tenancy import tenant_context
+from obol.core.management.base import LoadFileCommand
 
 
-class Command(BaseCommand):
+class Command(LoadFileCommand):
     help = "Manage rate tables (tariffs) and holiday calendars."
-
-    def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        load = actions.add_parser(
-            "load", help="Load a tariff YAML file and its CSV prefix lists (all or nothing; "
-                         "loading it again changes nothing)")
-        load.add_argument("file", help="the tariff file (format: docs/tariffs-format.md)")
-        load.add_argument("--tenant", help="tenant code (default: the only tenant)")
-        load.add_argument(
-            "--effective-from", dest="effective_from", metavar="YYYY-MM-DD",
-            help="first day of new rate table versions (default: the file's effective_from, else today)")
-
-    def handle(self, *args, action: str, **options):
-        if action == "load":
-            self.load(options["file"], tenant_code=options.get("tenant"),
-                      effective_from=options.get("effective_from"))
-
-    def load(self, file: str, *, tenant_code: str | None, effective_from: str | None) -> None:
-        day = day_option(effective_from)
-        text = read_document(file)
-        tenant = tenant_from_option(tenant_code)
-        with tenant_context(tenant), reported_errors():
-            report = load_tariffs(text, source=file, actor=Actor.process("tariffs load"), effective_from=day)
-        self.stdout.write(str(report))
+    what = "tariffs"
+    loader = staticmethod(load_tariffs)
+    load_help = "Load a tariff YAML file and its CSV prefix lists (all or nothing; loading it again changes nothing)"
+    file_help = "the tariff file (format: docs/tariffs-format.md)"
+    effective_from_help = "first day of new rate table versions (default: the file's effective_from, else today)"
