@@ -33,10 +33,16 @@ from obol.catalog.rate_models import (
 )
 from obol.core import clock
 from obol.core.errors import NotFound, ValidationFailed
+from obol.core.rounding import RoundingPlace
 from obol.core.tenancy import current_tenant
 
-MICROS = 1_000_000
+MICROS = 10 ** RoundingPlace.RATING.decimals  # rating keeps 6 decimals: money in whole micro-units
 ALL_BANDS = "all"
+
+
+def from_micros(micros: int) -> Decimal:
+    """Micro-units as the currency amount, exactly (a shift of the exponent, no division)."""
+    return Decimal(int(micros)).scaleb(-6)
 
 
 def to_micros(value: Decimal | None, what: str = "price") -> int | None:

@@ -6,16 +6,15 @@ delivery and retried by `send_pending` (the `obol notifications send` cron job) 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 
-from obol.core import audit, clock
+from obol.core import audit, clock, locks
 from obol.core.actors import Actor
 from obol.core.errors import ValidationFailed
 from obol.core.money import to_decimal
@@ -91,7 +90,7 @@ def raise_alert(actor: Actor, *, kind: str, subject: str, message: str, details:
                                field="kind", code="invalid_alert_kind")
     now = clock.now()
     with transaction.atomic():
-        _serialise_repeats(kind, reference)
+        locks.serialise("alert", kind, reference)
         repeat = (Alert.objects.filter(kind=kind, reference=reference, created_at__gt=now - REPEAT_WINDOW)
                   .order_by("-created_at", "-id").first())
         if repeat is not None:
@@ -139,15 +138,6 @@ def _deliveries(alert: Alert, now) -> list[Delivery]:
         found.append(Delivery(tenant_id=alert.tenant_id, alert=alert, channel=Delivery.Channel.WEBHOOK,
                               target=settings.webhook_url, created_at=now, next_attempt_at=now))
     return found
-
-
-def _serialise_repeats(kind: str, reference: str) -> None:
-    """On PostgreSQL, two concurrent raises of one (tenant, kind, reference) queue here, so the
-    repeat check sees the first one's alert. SQLite has one writer at a time anyway."""
-    if connection.vendor == "postgresql":
-        digest = hashlib.blake2b(f"alert:{current_tenant().pk}:{kind}:{reference}".encode(), digest_size=8).digest()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
 
 
 # --- sending --------------------------------------------------------------------------------------

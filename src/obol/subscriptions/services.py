@@ -3,15 +3,14 @@ Each runs in one transaction with the subscription row locked, appends to the ti
 writes the audit trail."""
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from obol.catalog.models import PricePlan
-from obol.core import audit
+from obol.core import audit, locks
 from obol.core.actors import Actor
 from obol.core.errors import Conflict, ValidationFailed
 from obol.core.money import to_decimal
@@ -204,15 +203,6 @@ def change_quantity(actor: Actor, subscription: Subscription, quantity, effectiv
     return subscription
 
 
-def _serialise_identifier(kind: str, value: str) -> None:
-    """On PostgreSQL, hold a transaction lock on (tenant, kind, value) so two concurrent changes of
-    one identifier cannot both pass the overlap check. SQLite has one writer at a time anyway."""
-    if connection.vendor == "postgresql":
-        digest = hashlib.blake2b(f"{current_tenant().pk}:{kind}:{value}".encode(), digest_size=8).digest()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
-
-
 def _aware(moment: datetime | None, field: str) -> datetime | None:
     """A time without a zone is read in the tenant's time zone."""
     if moment is None or moment.tzinfo is not None:
@@ -222,7 +212,7 @@ def _aware(moment: datetime | None, field: str) -> datetime | None:
 
 def _check_free(kind: str, value: str, valid_from: datetime, valid_to: datetime | None, exclude_pk=None) -> None:
     """Refuse when another validity of this identifier overlaps [valid_from, valid_to)."""
-    _serialise_identifier(kind, value)
+    locks.serialise("identifier", kind, value)
     others = UsageIdentifier.objects.filter(kind=kind, value=value).exclude(pk=exclude_pk).select_related("subscription")
     for other in others:
         if identifiers.overlaps(valid_from, valid_to, other.valid_from, other.valid_to):

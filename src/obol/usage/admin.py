@@ -3,13 +3,13 @@ rated records (read-only, prices shown as money) and suspense (read-only, with t
 "recycle open records" and "drop selected" for staff who may write)."""
 import json
 from collections import Counter
-from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from obol.catalog.rates import from_micros
 from obol.core.actors import Actor
 from obol.core.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 from obol.core.errors import ObolError
@@ -20,7 +20,7 @@ from obol.usage.models import RatedRecord, SuspendedRecord, UsageFile
 
 def price_text(micros: int, currency: str) -> str:
     """A price in micro-units as money for display: exact (6 decimals, nothing rounded or stored)."""
-    return f"{Decimal(micros).scaleb(-6):f} {currency}"
+    return f"{from_micros(micros):f} {currency}"
 
 
 @admin.register(UsageFile)

@@ -9,6 +9,7 @@ from ninja import Field, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from obol.api.schemas import ERRORS
+from obol.catalog.rates import from_micros
 from obol.core.errors import ValidationFailed
 from obol.core.tenancy import current_tenant
 from obol.customers.models import BillingAccount
@@ -19,9 +20,7 @@ router = Router(tags=["usage"])
 SUMMED = ("quantity", "included", "charged", "billed", "price_micros")
 
 
-def price(micros: int) -> Decimal:
-    """Micro-units as the currency amount, exactly (a shift of the exponent, no division)."""
-    return Decimal(int(micros)).scaleb(-6)
+price = from_micros  # micro-units -> currency amount, exactly
 
 
 class Period(Schema):

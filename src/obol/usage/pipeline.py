@@ -28,13 +28,14 @@ from django.db.models import Sum
 
 from obol.balances import services as balances
 from obol.balances.models import LedgerEntry, Pocket, Source
-from obol.catalog.rates import MICROS, rate_frames
+from obol.catalog.rates import from_micros, rate_frames, to_micros
 from obol.catalog.rate_models import RateTable
 from obol.core import audit, clock
 from obol.core.actors import Actor
 from obol.core.errors import ObolError, ValidationFailed
 from obol.core.money import Amount
 from obol.core.periods import Cycle, Frequency
+from obol.core.rounding import RoundingPlace, round_amount
 from obol.core.tenancy import current_tenant
 from obol.customers.models import BillingAccount
 from obol.notifications import services as alerts
@@ -133,7 +134,9 @@ def _money(account_ids: list[int], modes: dict[int, str], currencies: dict[int, 
         usable = (unit == currencies[account_id] and not services and not groups and since <= now
                   and (until is None or until > now))
         if usable and account_id in open_accounts and account_id not in exhausted:
-            available[account_id] += int(balance * MICROS)
+            # counted at the rating place, like the prices it is compared with
+            available[account_id] += to_micros(round_amount(Amount(balance, unit), RoundingPlace.RATING,
+                                                            current_tenant().rounding).value)
     return pl.DataFrame([(a, available[a]) for a in payers], orient="row",
                         schema={"account_id": pl.Int64, "available_micros": pl.Int64})
 
@@ -355,7 +358,7 @@ def _book(actor, part: pl.DataFrame, takes_by_key: pl.DataFrame, reference: str)
     money = (part.filter((pl.col("mode") != "prepaid") | ~pl.col("uncovered"))
              .with_columns(to_accrual.alias("to_accrual"))
              .group_by("account_id", "currency", "to_accrual").agg(pl.col("price_micros").sum()))
-    money_rows = [(account_id, Amount(Decimal(micros) / MICROS, currency),
+    money_rows = [(account_id, Amount(from_micros(micros), currency),
                    f"{reference}:{'accrual' if accrual else 'money'}", accrual)
                   for account_id, currency, accrual, micros in money.rows() if micros]
     balances.book_usage(actor, usage_takes, money_rows)
@@ -504,7 +507,7 @@ def _reverse(actor: Actor, records: list[RatedRecord], reference: str) -> None:
     for (account_id, currency, to_accrual), micros in money.items():
         if micros:
             balances.refund_usage(actor, BillingAccount.objects.get(pk=account_id),
-                                  Amount(Decimal(micros) / MICROS, currency), to_accrual=to_accrual,
+                                  Amount(from_micros(micros), currency), to_accrual=to_accrual,
                                   reference=f"{reference}:{account_id}")
 
 

@@ -23,7 +23,8 @@ import polars as pl
 from obol.catalog.rates import RateFrames
 from obol.usage.rating import allowances as allowance_rules
 from obol.usage.rating.lookup import locate
-from obol.usage.rating.pricing import MICROS, billed_expr, price, unit_factor
+from obol.catalog.rates import MICROS
+from obol.usage.rating.pricing import billed_expr, price, unit_factor
 from obol.usage.rating.tiers import tier_amounts, tier_bounds
 
 RECORD_COLUMNS = {

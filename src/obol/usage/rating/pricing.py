@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from obol.core.rounding import RoundingPlace, RoundingRule
+
+from obol.core.rounding import RoundingRule
 from obol.core.units import get_unit
 
-MICROS = 10 ** RoundingPlace.RATING.decimals   # rating keeps 6 decimals: whole micro-units
 DEFAULT_FIRST_INCREMENT_S = 60
 DEFAULT_DATA_ROUNDING_UNIT = "kilobyte"
 

@@ -10,6 +10,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
+from obol.catalog.rates import from_micros
 from obol.core.actors import Actor
 from obol.core.management.base import day_option, reported_errors, tenant_from_option
 from obol.core.tenancy import tenant_context
@@ -100,7 +101,7 @@ class Command(BaseCommand):
             reasons = ", ".join(f"{r} {n}" for r, n in sorted(s.suspended.items())) or "none"
             self.stdout.write(
                 f"{s.file}: read {s.read}, rated {s.rated}, suspended {sum(s.suspended.values())} ({reasons}), "
-                f"duplicates {s.duplicates}, skipped {s.skipped}, charged {s.charged_micros / 1_000_000:.6f}, "
+                f"duplicates {s.duplicates}, skipped {s.skipped}, charged {from_micros(s.charged_micros):f}, "
                 f"uncovered prepaid {s.uncovered}")
 
     def do_suspense(self, reason=None, **_):
@@ -122,8 +123,8 @@ class Command(BaseCommand):
         account_id = BillingAccount.objects.get_or_404("account", number=account).pk if account else None
         summary = pipeline.rerate(Actor.process("usage rerate"), start=day_option(start, "--from"),
                                   end=day_option(end, "--to"), account_id=account_id)
-        self.stdout.write(f"re-rated {summary.records} record(s): {summary.price_before_micros / 1_000_000:.6f} -> "
-                          f"{summary.price_after_micros / 1_000_000:.6f}; without tariff now: {summary.unrated}")
+        self.stdout.write(f"re-rated {summary.records} record(s): {from_micros(summary.price_before_micros):f} -> "
+                          f"{from_micros(summary.price_after_micros):f}; without tariff now: {summary.unrated}")
 
     def do_recycle(self, json=False, **_):  # noqa: A002
         summary = pipeline.recycle(Actor.process("usage recycle"))
