@@ -88,7 +88,11 @@ def engine(args) -> None:
     del batch, records
     result = rate(mediated, tables, pockets, prior, tz="Europe/Berlin")
     clock.lap("rate")
+    parquet = Path(args.out) / "rated.parquet"  # the other storage candidate (docs/usage-performance.md)
+    result.rated.write_parquet(parquet, compression="zstd")
+    clock.lap("write the rated rows as Parquet (not part of (b))")
     clock.report(mediated.height, start, rated=result.rated.height, unrated=result.unrated.height,
+                 parquet_bytes=parquet.stat().st_size,
                  suspended=suspense.height, takes=result.takes.height,
                  charged_micros=int(result.rated["price_micros"].sum()),
                  included=int(result.rated["included"].sum()), polars_threads=pl.thread_pool_size())

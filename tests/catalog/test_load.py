@@ -205,6 +205,17 @@ def test_unknown_references_name_their_path(in_tenant, system, demo_text, edit, 
     assert counts() == nothing()
 
 
+def test_two_usage_charges_for_one_kind_of_service_are_refused(in_tenant, system, demo_text):
+    """Records say only 'voice' or 'sms': a plan with two voice usage charges would leave mediation
+    to guess which rate table prices a call."""
+    broken = demo_text.replace("service: sms, rate_table: sms-national}", "service: voice, rate_table: sms-national}", 1)
+    with pytest.raises(ValidationFailed) as caught:
+        load_catalog(broken, source="c.yaml", actor=system)
+    assert caught.value.field == "plans[0].charges[2].service"
+    assert "a second usage charge for voice (also charges[1])" in str(caught.value)
+    assert counts() == nothing()
+
+
 def test_a_service_unit_never_changes(demo, system, demo_text):
     with pytest.raises(ValidationFailed) as caught:
         load_catalog(demo_text.replace("kind: voice, unit: second", "kind: voice, unit: minute"),

@@ -95,6 +95,8 @@ def test_bad_lines_and_unknown_subscribers_are_suspended_with_their_line(setup, 
     suspended = {s.line: (s.reason, s.message) for s in SuspendedRecord.objects.all()}
     assert suspended[2][0] == "unknown_identifier" and "491599999999" in suspended[2][1]
     assert suspended[4][0] == "malformed_line"
+    raw = {s.line: s.raw for s in SuspendedRecord.objects.all()}  # the original lines, as in the file
+    assert raw == {2: path.read_text().splitlines()[1], 4: path.read_text().splitlines()[3]}
     assert UsageFile.objects.get().suspended == 2
 
 
@@ -257,3 +259,56 @@ def test_rerate_refuses_when_records_would_lose_their_tariff(setup, tmp_path):
     with pytest.raises(ValidationFailed, match="rerate refused: .*3 record\\(s\\) no_rate_table"):
         pipeline.rerate(ACTOR, start=date(2026, 3, 1), end=date(2026, 4, 1))
     assert totals() == before  # nothing deleted, nothing booked
+
+
+def test_allowance_takes_are_booked_per_pocket_and_chunk_and_given_back_by_rerate(setup, tmp_path):
+    """29 calls of 61..89 s inside the 300 included minutes of mobile-s, stored in chunks of 10:
+    the voice allowance gets one debit per chunk (not one per call) whose sum is what the calls
+    took; each call keeps its own take; a rerate gives the seconds back and takes them again."""
+    path = write_jsonl(tmp_path / "calls.jsonl", CALLS)
+    summary = pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=10)
+    assert summary.rated == 29 and summary.charged_micros == 0
+    voice = Pocket.objects.get(account__number="A-1", services=["voice"])
+    seconds = sum(60 + i for i in range(1, 30))  # 2175 s, all included
+    debits = list(LedgerEntry.objects.filter(pocket=voice, kind="debit").order_by("id"))
+    assert [d.reference for d in debits] == [f"usage-file:{UsageFile.objects.get().pk}:chunk:{n}" for n in range(3)]
+    assert sum(-d.amount for d in debits) == seconds and voice.balance == 300 * 60 - seconds
+    takes = dict(RatedRecord.objects.values_list("record_key", "takes"))
+    assert takes["jsonl:c7"] == f"{voice.pk}:67" and len(takes) == 29
+    call_command("usage", "rerate", "--from", "2026-03-01", "--to", "2026-04-01")
+    voice.refresh_from_db()
+    assert voice.balance == 300 * 60 - seconds
+    credits = LedgerEntry.objects.filter(pocket=voice, kind="credit")
+    assert [c.amount for c in credits] == [seconds]
+    assert balances.verify() == []
+
+
+def test_a_file_being_imported_by_another_run_is_reported_busy_and_left_alone(setup, tmp_path, in_tenant):
+    """Two daily jobs started at once: the second finds the file held and reports it busy, without
+    storing anything; once the first is done the file imports normally."""
+    import threading
+
+    from django.db import connection
+
+    from obol.core.locks import exclusive
+
+    path = write_jsonl(tmp_path / "calls.jsonl", CALLS)
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def other_run():
+        with tenant_context(in_tenant), exclusive("usage file", pipeline.checksum(path)[:16]):
+            held.set()
+            release.wait(30)
+        connection.close()
+        done.set()
+
+    threading.Thread(target=other_run).start()
+    assert held.wait(30)
+    try:
+        busy = pipeline.import_file(ACTOR, path, fmt="jsonl")
+    finally:
+        release.set()
+    assert done.wait(30)
+    assert busy.state == "busy" and "another run" in busy.note
+    assert RatedRecord.objects.count() == 0 and UsageFile.objects.count() == 0
+    assert pipeline.import_file(ACTOR, path, fmt="jsonl").rated == 29

@@ -223,8 +223,17 @@ class _Writer:
         problems = []
         if plan.reseller and _reseller(plan.reseller) is None:
             problems.append((join_path(prefix, "reseller"), f"unknown reseller {plan.reseller!r}"))
+        usage_kinds: dict[str, int] = {}  # a record says only its kind (voice, sms...): one charge each
         for index, charge in enumerate(plan.charges):
             path = join_path(prefix, f"charges[{index}]")
+            service = self.services.get(getattr(charge, "service", None) or "")
+            if isinstance(charge, loader.UsageChargeSpec) and service is not None:
+                if service.kind in usage_kinds:
+                    problems.append((join_path(path, "service"), (
+                        f"a second usage charge for {service.kind} (also charges[{usage_kinds[service.kind]}]): "
+                        "usage records name only their kind, so a plan has one usage charge per kind; put the "
+                        "destinations of both in one rate table")))
+                usage_kinds.setdefault(service.kind, index)
             if charge.product and charge.product not in self.products:
                 problems.append((join_path(path, "product"), f"unknown product {charge.product!r}"))
             if isinstance(charge, loader.UsageChargeSpec) and charge.service not in self.services:

@@ -42,11 +42,23 @@ class UsageFile(TenantOwned):
 
 
 class RatedRecord(TenantOwned):
+    """One rated usage record. The table takes millions of rows a day in bulk (COPY), so its
+    references are not database-checked foreign keys (a deferred check per row doubled the cost of
+    a chunk's commit on PostgreSQL): mediation writes only ids it read from the database, and
+    Django still refuses to delete a tenant, account, subscription or file that rated records
+    point to (on_delete=PROTECT is enforced by the ORM)."""
+
+    tenant = models.ForeignKey("core.Tenant", on_delete=models.PROTECT, related_name="+", db_constraint=False,
+                               db_index=False)  # the unique (tenant, record_key) index leads with it
     record_key = models.CharField(max_length=200)
-    file = models.ForeignKey(UsageFile, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    file = models.ForeignKey(UsageFile, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                             db_constraint=False)
     line = models.BigIntegerField(null=True, blank=True)
-    account = models.ForeignKey("customers.BillingAccount", on_delete=models.PROTECT, related_name="+")
-    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, related_name="+")
+    # indexed by (account, start) below, not on their own: each index costs every bulk insert
+    account = models.ForeignKey("customers.BillingAccount", on_delete=models.PROTECT, related_name="+",
+                                db_constraint=False, db_index=False)
+    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, related_name="+",
+                                     db_constraint=False, db_index=False)
     service = models.CharField(max_length=60)
     rate_table = models.CharField(max_length=60, blank=True)
     cycle_start = models.DateField(null=True, blank=True, help_text="First day of the account's bill cycle period")
@@ -61,12 +73,15 @@ class RatedRecord(TenantOwned):
     price_micros = models.BigIntegerField(default=0, help_text="Price in millionths of the currency")
     currency = UnitField(money_only=True)
     uncovered = models.BooleanField(default=False, help_text="Prepaid: the money pockets did not cover it")
+    takes = models.TextField(blank=True, help_text=(
+        "Allowance units it took, as pocket:quantity;... (the ledger books them per pocket and batch)"))
     rated_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         ordering = ["start"]
         constraints = [models.UniqueConstraint(fields=["tenant", "record_key"], name="rated_record_key_per_tenant")]
-        indexes = [models.Index(fields=["account", "start"]), models.Index(fields=["subscription", "start"])]
+        # one index besides the key: every query (history, summaries, tiers, billing) is by account and time
+        indexes = [models.Index(fields=["account", "start"])]
 
     def __str__(self) -> str:
         return self.record_key

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
@@ -27,12 +28,14 @@ from django.db import connection, transaction
 from django.db.models import Sum
 
 from obol.balances import services as balances
-from obol.balances.models import LedgerEntry, Pocket, Source
+from obol.balances.models import Pocket, Source
 from obol.catalog.rates import from_micros, rate_frames, to_micros
 from obol.catalog.rate_models import RateTable
 from obol.core import audit, clock
 from obol.core.actors import Actor
-from obol.core.errors import ObolError, ValidationFailed
+from obol.core.bulk import filter_in, insert_frame
+from obol.core.errors import Conflict, ObolError, ValidationFailed
+from obol.core.locks import exclusive
 from obol.core.money import Amount
 from obol.core.periods import Cycle, Frequency
 from obol.core.rounding import RoundingPlace, round_amount
@@ -72,10 +75,9 @@ def checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _file_row(path: Path, fmt: str, force: bool) -> tuple[UsageFile, str]:
+def _file_row(path: Path, digest: str, fmt: str, force: bool) -> tuple[UsageFile, str]:
     """The file's row and what to do: "new", "resume" (unfinished before), "force" (done before,
     imported again: what it rated is now a duplicate) or "skip" (done before)."""
-    digest = checksum(path)
     row = UsageFile.objects.filter(checksum=digest).first()
     if row is None:
         return UsageFile.objects.create(tenant=current_tenant(), name=str(path), checksum=digest,
@@ -94,19 +96,35 @@ def _file_row(path: Path, fmt: str, force: bool) -> tuple[UsageFile, str]:
     return row, "new"  # it could not be read before: read it again
 
 
-def _keys_in(model, keys: list[str], **extra) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(keys), 5000):
-        found.update(model.objects.filter(record_key__in=keys[start:start + 5000], **extra)
-                     .values_list("record_key", flat=True))
+def stored_keys(keys: pl.Series, file_id: int | None = None) -> set[str]:
+    """Which of `keys` are record keys already stored as rated (of the file `file_id`, or any):
+    the keys go into a temporary table (COPY on PostgreSQL) and one join answers, whatever their number."""
+    table = RatedRecord._meta.db_table
+    keys = keys.unique()
+    if keys.is_empty():
+        return set()
+    query = (f"SELECT r.record_key FROM {table} r JOIN obol_keys k ON k.record_key = r.record_key "
+             f"WHERE r.tenant_id = %s" + (" AND r.file_id = %s" if file_id is not None else ""))
+    params = [current_tenant().pk] + ([file_id] if file_id is not None else [])
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS obol_keys (record_key varchar(200) PRIMARY KEY)")
+        cursor.execute("DELETE FROM obol_keys")
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy("COPY obol_keys (record_key) FROM STDIN WITH (FORMAT csv)") as copy:
+                for part in keys.to_frame().iter_slices(100_000):
+                    copy.write(part.write_csv(include_header=False))
+        else:
+            cursor.executemany("INSERT INTO obol_keys (record_key) VALUES (%s)", keys.to_frame().rows())
+        cursor.execute(query, params)
+        found = {key for (key,) in cursor.fetchall()}
+        cursor.execute("DELETE FROM obol_keys")
     return found
 
 
 def _allowances(subscription_ids: list[int]) -> pl.DataFrame:
     rows = []
-    pockets = Pocket.objects.filter(subscription_id__in=subscription_ids).exclude(balance=Decimal(0)).exclude(
-        source=Source.POSTPAID)
-    for p in pockets:
+    pockets = Pocket.objects.exclude(balance=Decimal(0)).exclude(source=Source.POSTPAID)
+    for p in filter_in(pockets, "subscription_id", subscription_ids):
         for service in p.services:
             rows.append((p.pk, p.subscription_id, service, int(p.balance), p.priority, p.valid_from, p.valid_until,
                          list(p.destination_groups)))
@@ -123,14 +141,13 @@ def _money(account_ids: list[int], modes: dict[int, str], currencies: dict[int, 
     by a credit limit is not counted: such records are flagged uncovered, for the real-time issue
     to prevent. `exhausted` accounts (an earlier run of the file ran out) get nothing."""
     payers = [a for a in account_ids if modes.get(a) in ("prepaid", "hybrid")]
-    open_accounts = set(BillingAccount.objects.filter(pk__in=payers, status=BillingAccount.Status.ACTIVE)
-                        .values_list("pk", flat=True))
+    open_accounts = set(filter_in(BillingAccount.objects.filter(status=BillingAccount.Status.ACTIVE)
+                                  .values_list("pk", flat=True), "pk", payers))
     available: Counter[int] = Counter()
     now = clock.now()
-    pockets = Pocket.objects.filter(account_id__in=payers).exclude(source=Source.POSTPAID).exclude(
-        balance=Decimal(0)).values_list("account_id", "balance", "unit", "valid_from", "valid_until", "services",
-                                        "destination_groups")
-    for account_id, balance, unit, since, until, services, groups in pockets:
+    pockets = Pocket.objects.exclude(source=Source.POSTPAID).exclude(balance=Decimal(0)).values_list(
+        "account_id", "balance", "unit", "valid_from", "valid_until", "services", "destination_groups")
+    for account_id, balance, unit, since, until, services, groups in filter_in(pockets, "account_id", payers):
         usable = (unit == currencies[account_id] and not services and not groups and since <= now
                   and (until is None or until > now))
         if usable and account_id in open_accounts and account_id not in exhausted:
@@ -187,10 +204,10 @@ def prior_usage(group: pl.DataFrame, cycle_start, cycle_end, tz: str) -> pl.Data
     zone = ZoneInfo(tz)
     start = datetime.combine(cycle_start, time(0), tzinfo=zone)
     end = min(datetime.combine(cycle_end, time(0), tzinfo=zone), group["start"].min())
-    rows = (RatedRecord.objects.filter(subscription_id__in=group["subscription_id"].unique().to_list(),
-                                       start__gte=start, start__lt=end)
-            .values("subscription_id", "service", "rate_table").annotate(total=Sum("billed"))
-            .values_list("subscription_id", "service", "rate_table", "total"))
+    rows = filter_in(RatedRecord.objects.filter(start__gte=start, start__lt=end).order_by()
+                     .values("subscription_id", "service", "rate_table").annotate(total=Sum("billed"))
+                     .values_list("subscription_id", "service", "rate_table", "total"),
+                     "account_id", group["account_id"].unique().to_list())  # (account, start) is indexed
     return pl.DataFrame(list(rows), orient="row", schema=PRIOR_USAGE_SCHEMA)
 
 
@@ -221,10 +238,21 @@ def rate_by_cycle(mediated: pl.DataFrame, tz: str, rounding: str):
 
 def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = None, force: bool = False,
                 chunk_size: int = CHUNK, progress: Callable[[int], None] | None = None) -> ImportSummary:
-    """Import one usage file (see the module's docstring). `progress(n)` is told of n more records."""
+    """Import one usage file (see the module's docstring). `progress(n)` is told of n more records.
+    Two runs never import the same file (same checksum) at once: the second gets Conflict (busy)."""
     actor.require_write()
     path = Path(path)
-    row, mode = _file_row(path, fmt, force)
+    digest = checksum(path)
+    with ExitStack() as held:
+        try:
+            held.enter_context(exclusive("usage file", digest[:16]))
+        except Conflict as busy:  # the daily job goes on with its other files
+            return ImportSummary(str(path), "busy", note=busy.message)
+        return _import(actor, path, digest, fmt, profile, force, chunk_size, progress)
+
+
+def _import(actor, path, digest, fmt, profile, force, chunk_size, progress) -> ImportSummary:
+    row, mode = _file_row(path, digest, fmt, force)
     if mode == "skip":
         return ImportSummary(str(path), "skipped", note="imported before (same checksum); --force to import again")
     try:
@@ -238,9 +266,9 @@ def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = No
 
     records = batch.records.sort("start", "record_key")
     if mode == "resume":  # what the committed chunks of the interrupted run stored is done
-        resumed = _keys_in(RatedRecord, records["record_key"].to_list(), file=row)
+        resumed = stored_keys(records["record_key"], file_id=row.pk)
         records = records.filter(~pl.col("record_key").is_in(list(resumed)))
-    known = _keys_in(RatedRecord, records["record_key"].to_list())
+    known = stored_keys(records["record_key"])
     mediated, suspense = mediate(records, load_lookups(), known_keys=known)
     parse_errors = batch.errors.select(pl.lit("").alias("record_key"), "line", "reason", "field", "message", "raw",
                                        pl.lit(None).alias("record"))
@@ -288,17 +316,40 @@ def _alert(actor: Actor, path: Path, summary: ImportSummary) -> None:
                            details={"file": str(path), "by_reason": no_tariff}, reference=str(path))
 
 
+def _with_takes(rated: pl.DataFrame, takes: pl.DataFrame) -> pl.DataFrame:
+    """Each rated record with what it took from allowance pockets as text (`takes`:
+    "pocket:quantity;..."), kept on the stored record: the ledger books takes per pocket and batch."""
+    text = takes.group_by("record_key", maintain_order=True).agg(
+        pl.format("{}:{}", "pocket_id", "quantity").str.join(";").alias("takes"))
+    return rated.join(text, on="record_key", how="left", maintain_order="left").with_columns(
+        pl.col("takes").fill_null(""))
+
+
+def _pocket_uses(rated: pl.DataFrame, takes: pl.DataFrame, by: list[str] = ()) -> pl.DataFrame:
+    """The takes of the rated records summed per pocket and service (and per `by` columns of the
+    records): one ledger entry each, dated at its last record."""
+    return (rated.select(*by, "record_key", "service", "start").join(takes, on="record_key")
+            .group_by(*by, "pocket_id", "service").agg(pl.col("quantity").sum(), pl.col("start").max())
+            .sort(*by, "pocket_id", "service"))
+
+
 def _store(actor, row, rated, takes, suspense, batch, chunk_size, summary, progress) -> None:
+    """Store and book in chunks of records ordered by account, then time: an account's records
+    are booked together (one ledger entry per pocket and chunk, not per record); an account with
+    more records than a chunk spans chunks in time order, which is what a resumed run relies on."""
+    rated = _with_takes(rated.sort("account_id", maintain_order=True), takes).with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64) // chunk_size).alias("_chunk"))
+    uses = _pocket_uses(rated, takes, by=["_chunk"]).partition_by("_chunk", as_dict=True)
     chunks = max(1, -(-rated.height // chunk_size))
-    takes_by_key = takes.group_by("record_key").agg("pocket_id", "quantity")
     first_chunk = row.chunks_done  # a resumed run numbers its chunks after the committed ones
     for number in range(chunks):
         part = rated.slice(number * chunk_size, chunk_size)
+        part_uses = uses.get((number,), _pocket_uses(part.clear(), takes.clear()))
         with transaction.atomic():
-            _book(actor, part, takes_by_key, f"usage-file:{row.pk}:chunk:{first_chunk + number}")
+            _book(actor, part, part_uses, f"usage-file:{row.pk}:chunk:{first_chunk + number}")
             extra = {}
             if number == 0:  # suspense rows and the whole-file counts go with the first chunk
-                _suspend(row, suspense)
+                _suspend(row, batch.fill_raw(suspense))
                 extra = {"skipped": sum(batch.skipped.values()),
                          "read": batch.records.height + batch.errors.height + sum(batch.skipped.values())}
             _count(row, part, suspense if number == 0 else None, extra)
@@ -316,52 +367,38 @@ def _store(actor, row, rated, takes, suspense, batch, chunk_size, summary, progr
 
 RATED_COLUMNS = ["record_key", "file_id", "line", "account_id", "subscription_id", "service", "rate_table",
                  "cycle_start", "start", "quantity", "destination", "destination_group", "time_band", "included",
-                 "charged", "billed", "price_micros", "currency", "uncovered"]
+                 "charged", "billed", "price_micros", "currency", "uncovered", "takes"]
 
 
 def insert_rated(tenant_id: int, part: pl.DataFrame) -> None:
-    """Store rated records in bulk, without a Python object per record: PostgreSQL gets the frame
-    as CSV through COPY, SQLite one executemany."""
-    frame = part.select(
+    """Store rated records in bulk, without a Python object per record (`core.bulk.insert_frame`)."""
+    insert_frame(RatedRecord, part.select(
         pl.lit(tenant_id, pl.Int64).alias("tenant_id"),
         *[pl.col(c) for c in RATED_COLUMNS if c not in ("destination", "destination_group", "time_band")],
         *[pl.col(c).fill_null("") for c in ("destination", "destination_group", "time_band")],
         pl.lit(clock.now()).dt.convert_time_zone("UTC").alias("rated_at"),
-    ).with_columns(pl.col("uncovered").fill_null(False))
-    columns = frame.columns
-    table = RatedRecord._meta.db_table
-    if connection.vendor == "postgresql":
-        data = frame.write_csv(include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.f%z")
-        with connection.cursor() as cursor, cursor.cursor.copy(
-                f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)") as copy:
-            copy.write(data)
-        return
-    placeholders = ", ".join(["%s"] * len(columns))
-    with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", frame.rows())
+    ).with_columns(pl.col("uncovered").fill_null(False)))
 
 
-def _book(actor, part: pl.DataFrame, takes_by_key: pl.DataFrame, reference: str) -> None:
-    """Store rated records (their `file_id` column says where they came from) and book their
-    allowance takes and money, in the caller's transaction."""
+def _book(actor, part: pl.DataFrame, uses: pl.DataFrame, reference: str) -> None:
+    """Store rated records (their `file_id` column says where they came from, `takes` what they
+    took) and book them, in the caller's transaction: the allowance `uses` (pocket, service,
+    quantity, start) and the money per account."""
     if part.is_empty():
         return
-    tenant_id = current_tenant().pk
-    insert_rated(tenant_id, part)
-    takes = part.select("record_key", "service", "start").join(takes_by_key, on="record_key").explode(
-        "pocket_id", "quantity")
-    usage_takes = [balances.UsageTake(p, Decimal(q), k, s, t)
-                   for k, s, t, p, q in takes.select("record_key", "service", "start", "pocket_id", "quantity").rows()]
+    insert_rated(current_tenant().pk, part)
+    pocket_uses = [balances.PocketUse(pocket_id, service, Decimal(quantity), at)
+                   for pocket_id, service, quantity, at in uses.select("pocket_id", "service", "quantity", "start").rows()]
     # Prepaid: what money pockets cover is debited, the rest stays flagged (uncovered) and unbooked.
     # Hybrid: covered from money pockets, the rest accrues. Postpaid: everything accrues.
     to_accrual = (pl.col("mode") == "postpaid") | ((pl.col("mode") == "hybrid") & pl.col("uncovered"))
     money = (part.filter((pl.col("mode") != "prepaid") | ~pl.col("uncovered"))
              .with_columns(to_accrual.alias("to_accrual"))
-             .group_by("account_id", "currency", "to_accrual").agg(pl.col("price_micros").sum()))
-    money_rows = [(account_id, Amount(from_micros(micros), currency),
-                   f"{reference}:{'accrual' if accrual else 'money'}", accrual)
-                  for account_id, currency, accrual, micros in money.rows() if micros]
-    balances.book_usage(actor, usage_takes, money_rows)
+             .group_by("account_id", "currency", "to_accrual").agg(pl.col("price_micros").sum())
+             .filter(pl.col("price_micros") != 0).sort("account_id", "to_accrual"))
+    money_uses = [balances.MoneyUse(account_id, Amount(from_micros(micros), currency), accrual)
+                  for account_id, currency, accrual, micros in money.rows()]
+    balances.book_usage(actor, pocket_uses, money_uses, reference=reference)
 
 
 def _jsonable(record: dict | None) -> dict | None:
@@ -426,7 +463,8 @@ def recycle(actor: Actor, rows=None) -> RecycleSummary:
         return summary
     by_key = {r.record_key: r for r in rows}
     records = _records_of(rows)
-    mediated, suspense = mediate(records, load_lookups(), known_keys=_keys_in(RatedRecord, list(by_key)))
+    known = stored_keys(pl.Series(list(by_key), dtype=pl.Utf8))
+    mediated, suspense = mediate(records, load_lookups(), known_keys=known)
     tenant = current_tenant()
     result_rated, result_takes, result_unrated = rate_by_cycle(mediated, tenant.timezone, tenant.rounding)
     accounts = mediated.select("account_id", "mode", "account_currency").unique("account_id")
@@ -434,10 +472,9 @@ def recycle(actor: Actor, rows=None) -> RecycleSummary:
         accounts.select("account_id", "account_currency").rows())
     file_ids = pl.DataFrame({"record_key": list(by_key), "file_id": [r.file_id for r in by_key.values()]},
                             schema={"record_key": pl.Utf8, "file_id": pl.Int64})
-    rated = (cover_with_money(result_rated, _money(sorted(modes), modes, currencies))
-             .join(file_ids, on="record_key", how="left").sort("start", "record_key"))
-    _book(actor, rated, result_takes.group_by("record_key").agg("pocket_id", "quantity"),
-          f"usage-recycle:{clock.now():%Y%m%dT%H%M%S%f}")
+    rated = _with_takes(cover_with_money(result_rated, _money(sorted(modes), modes, currencies))
+                        .join(file_ids, on="record_key", how="left").sort("start", "record_key"), result_takes)
+    _book(actor, rated, _pocket_uses(rated, result_takes), f"usage-recycle:{clock.now():%Y%m%dT%H%M%S%f}")
     now = clock.now()
     SuspendedRecord.objects.filter(pk__in=[by_key[k].pk for k in rated["record_key"].to_list()]).update(
         state=SuspendedRecord.State.RECYCLED, resolved_at=now)
@@ -482,20 +519,18 @@ def _stored(records) -> pl.DataFrame:
 
 
 def _reverse(actor: Actor, records: list[RatedRecord], reference: str) -> None:
-    """Give back what the records took: allowance units to their pockets (one credit per debit);
-    money to the unbilled-usage pocket when it accrued (postpaid, hybrid uncovered), else to the
-    account's main money balance (money is booked per account and chunk, not per record, so the
-    pocket it came from is not known: a promotion's money comes back as main balance). Prepaid
-    records that were not covered were never booked."""
-    keys = [r.record_key for r in records]
-    debits = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DEBIT, reference__in=keys).select_related("pocket")
-    pockets: dict[int, Pocket] = {}
-    credits = []
-    for entry in debits:
-        pocket = pockets.setdefault(entry.pocket_id, entry.pocket)
-        credits.append((pocket, -entry.amount, entry.reference))
-    for pocket, amount, key in credits:
-        balances.credit_pocket(actor, pocket, amount, reference=f"{reference}:{key}", reason="re-rated")
+    """Give back what the records took: allowance units to their pockets (from each record's
+    `takes`, one credit per pocket); money to the unbilled-usage pocket when it accrued (postpaid,
+    hybrid uncovered), else to the account's main money balance (money is booked per account and
+    chunk, not per record, so the pocket it came from is not known: a promotion's money comes
+    back as main balance). Prepaid records that were not covered were never booked."""
+    units: Counter[int] = Counter()
+    for r in records:
+        for take in filter(None, r.takes.split(";")):
+            pocket_id, quantity = take.split(":")
+            units[int(pocket_id)] += int(quantity)
+    for pocket in Pocket.objects.filter(pk__in=list(units)).order_by("pk"):
+        balances.credit_pocket(actor, pocket, Decimal(units[pocket.pk]), reference=reference, reason="re-rated")
     money: Counter[tuple[int, str, bool]] = Counter()
     modes = dict(BillingAccount.objects.filter(pk__in={r.account_id for r in records}).values_list("pk", "mode"))
     for r in records:
@@ -543,7 +578,8 @@ def rerate(actor: Actor, *, start, end, account_id: int | None = None) -> Rerate
             "rerate refused: with the tariffs as they are now, " + ", ".join(
                 f"{n} record(s) {reason}" for reason, n in sorted(reasons.items())) + "; nothing was changed",
             code="rerate_refused")
-    _book(actor, rated, takes.group_by("record_key").agg("pocket_id", "quantity"), reference)
+    rated = _with_takes(rated, takes)
+    _book(actor, rated, _pocket_uses(rated, takes), reference)
     summary.price_after_micros = int(rated["price_micros"].sum() or 0)
     summary.unrated = unrated.height
     return summary

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -59,6 +60,11 @@ def _said(column: str) -> pl.Expr:
     return pl.col(column).fill_null("").str.strip_chars()
 
 
+def _blank(column: str) -> pl.Expr:
+    """_said(column) == "" without building the stripped strings."""
+    return pl.col(column).fill_null("").str.contains(r"^\s*$")
+
+
 def _bad(field: str, text: str) -> pl.Expr:
     """'field: "value" text' for the message column."""
     return pl.format('{}: "{}" {}', pl.lit(field), pl.col(field).fill_null(""), pl.lit(text))
@@ -66,8 +72,9 @@ def _bad(field: str, text: str) -> pl.Expr:
 
 def _quantity_checks(column: str, required: pl.Expr, micro: str, whole: bool = False) -> list[tuple]:
     return [
-        (required & (_said(column) == ""), "missing_field", column, pl.lit(f"{column}: is required")),
-        ((_said(column) != "") & pl.col(micro).is_null(), "bad_quantity", column, _bad(column, "is not a number")),
+        (required & pl.col(f"_blank_{column}"), "missing_field", column, pl.lit(f"{column}: is required")),
+        (~pl.col(f"_blank_{column}") & pl.col(micro).is_null(), "bad_quantity", column,
+         _bad(column, "is not a number")),
         (pl.col(micro) < 0, "negative_quantity", column, _bad(column, "is negative")),
         (pl.lit(whole) & (pl.col(micro) % n.MICRO != 0), "bad_quantity", column,
          _bad(column, "is not a whole number")),
@@ -88,11 +95,17 @@ def malformed(bad: pl.DataFrame) -> pl.DataFrame:
 
 
 def assemble(staged: pl.DataFrame, spec: Spec, *, rejected: list[pl.DataFrame] = (),
-             skipped: dict[str, int] | None = None) -> ImportBatch:
+             skipped: dict[str, int] | None = None, path: Path | None = None,
+             fill_raw: bool = True) -> ImportBatch:
     """Parse and validate the staged rows. `rejected` are frames (line, raw, reason, field, message) of
-    lines the format itself refused (malformed, unknown disposition); they join the errors."""
-    staged = staged.select(*(pl.col(c).cast(pl.Utf8) if c in staged.columns else pl.lit(None, pl.Utf8).alias(c)
-                             for c in STAGED_COLUMNS)).with_columns(pl.col("line").cast(pl.Int64))
+    lines the format itself refused (malformed, unknown disposition); they join the errors.
+
+    `raw` may be null in `staged` (a fast path that did not keep the lines): the errors get it from
+    `path` (ImportBatch.fill_raw; `fill_raw=False` leaves that to the caller, e.g. once for all the
+    blocks of a file); the records never carry it."""
+    staged = staged.select(pl.col("line").cast(pl.Int64), *(
+        pl.col(c).cast(pl.Utf8) if c in staged.columns else pl.lit(None, pl.Utf8).alias(c)
+        for c in STAGED_COLUMNS if c != "line"))
     service = _said("service").str.to_lowercase()
     zone = pl.coalesce(pl.col("time_zone").str.strip_chars().replace("", None), pl.lit(spec.time_zone))
     zones = [z for z in staged.select(zone.unique()).to_series().to_list() if n.is_zone(z)]
@@ -111,6 +124,7 @@ def assemble(staged: pl.DataFrame, spec: Spec, *, rejected: list[pl.DataFrame] =
         n.quantity_micro(pl.col("duration")).alias("_dur"),
         n.quantity_micro(pl.col("volume")).alias("_vol"),
         n.quantity_micro(pl.col("events")).alias("_ev"),
+        *(_blank(c).alias(f"_blank_{c}") for c in ("identifier", "start", "duration", "volume", "events")),
     ).with_columns(
         pl.coalesce(pl.col("_aware"), n.localize(pl.col("_naive"), pl.col("_zone"), zones, ambiguous))
         .alias("_start"),
@@ -118,12 +132,12 @@ def assemble(staged: pl.DataFrame, spec: Spec, *, rejected: list[pl.DataFrame] =
     svc = pl.col("_service")
     no_offset = pl.col("_aware").is_null() & pl.col("_naive").is_not_null()
     checks = [
-        (_said("identifier") == "", "missing_field", "identifier", pl.lit("identifier: is required")),
+        (pl.col("_blank_identifier"), "missing_field", "identifier", pl.lit("identifier: is required")),
         (pl.col("_id").is_null(), "bad_number", "identifier",
          _bad("identifier", f"is not a valid {spec.identifier_kind}")),
         (~svc.is_in(["", *SERVICES]), "unknown_value", "service",
          _bad("service", "is not voice, sms, mms, data or event")),
-        (_said("start") == "", "missing_field", "start", pl.lit("start: is required")),
+        (pl.col("_blank_start"), "missing_field", "start", pl.lit("start: is required")),
         (no_offset & ~pl.col("_zone").is_in(zones), "unknown_time_zone", "time_zone",
          pl.format('time_zone: "{}" is not an IANA time zone', pl.col("_zone"))),
         (pl.col("_aware").is_null() & pl.col("_naive").is_null(), "bad_time", "start",
@@ -136,23 +150,28 @@ def assemble(staged: pl.DataFrame, spec: Spec, *, rejected: list[pl.DataFrame] =
         *_quantity_checks("volume", svc == "data", "_vol"),
         *_quantity_checks("events", pl.lit(False), "_ev", whole=True),
     ]
+    # the first check each row fails (each condition evaluated once); texts only for the failing rows
+    work = work.with_columns(pl.any_horizontal(*(cond.fill_null(False) for cond, *_ in checks)).alias("_fails"))
+    first = pl.lit(None, pl.Int32)
+    for index, (cond, *_) in reversed(list(enumerate(checks))):
+        first = pl.when(cond.fill_null(False)).then(pl.lit(index, pl.Int32)).otherwise(first)
+    failed = work.filter(pl.col("_fails")).with_columns(first.alias("_check"))
     reason = field = message = pl.lit(None, pl.Utf8)
-    for cond, why, name, text in reversed(checks):
-        cond = cond.fill_null(False)
-        reason = pl.when(cond).then(pl.lit(why)).otherwise(reason)
-        field = pl.when(cond).then(pl.lit(name)).otherwise(field)
-        message = pl.when(cond).then(text).otherwise(message)
-    work = work.with_columns(reason.alias("_reason"), field.alias("_field"), message.alias("_message"))
+    for index, (_, why, name, text) in reversed(list(enumerate(checks))):
+        hit = pl.col("_check") == index
+        reason = pl.when(hit).then(pl.lit(why)).otherwise(reason)
+        field = pl.when(hit).then(pl.lit(name)).otherwise(field)
+        message = pl.when(hit).then(text).otherwise(message)
 
-    errors = work.filter(pl.col("_reason").is_not_null()).select(
-        pl.lit(spec.file).alias("file"), "line", pl.col("_reason").alias("reason"),
-        pl.col("_field").alias("field"), pl.col("_message").alias("message"), "raw")
+    errors = failed.select(
+        pl.lit(spec.file).alias("file"), "line", reason.alias("reason"),
+        field.alias("field"), message.alias("message"), "raw")
     errors = pl.concat([errors.cast(dict(ERROR_SCHEMA)), *(
         r.select(pl.lit(spec.file).alias("file"), "line", "reason", "field", "message", "raw").cast(dict(ERROR_SCHEMA))
         for r in rejected)], how="vertical").sort("line")
 
-    events_default = pl.when(_said("events") == "").then(pl.lit(1, pl.Int64)).otherwise(pl.col("_ev") // n.MICRO)
-    good = work.filter(pl.col("_reason").is_null()).with_columns(
+    events_default = pl.when(pl.col("_blank_events")).then(pl.lit(1, pl.Int64)).otherwise(pl.col("_ev") // n.MICRO)
+    good = work.filter(~pl.col("_fails")).with_columns(
         pl.when(svc.is_in(["voice", ""]) & pl.col("_dur").is_not_null())
         .then(n.whole_units(pl.col("_dur"), d_factor, d_div)).alias("duration_s"),
         pl.when(svc.is_in(["data", ""]) & pl.col("_vol").is_not_null())
@@ -160,20 +179,33 @@ def assemble(staged: pl.DataFrame, spec: Spec, *, rejected: list[pl.DataFrame] =
         pl.when(svc.is_in(["sms", "mms", "event"])).then(events_default)
         .when((svc == "") & pl.col("_ev").is_not_null()).then(pl.col("_ev") // n.MICRO).alias("events"),
     )
-    identifying = pl.concat_str([
-        pl.lit(spec.identifier_kind), pl.col("_id"), pl.col("_dest"),
-        pl.col("_start").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f"), svc,
-        *(pl.col(c).cast(pl.Utf8).fill_null("") for c in ("duration_s", "volume_bytes", "events")),
-    ], separator="\x1f")
-    native = _said("native_id")
-    records = good.with_columns(
-        pl.when(native != "").then(pl.lit(f"{spec.source}:") + native)
-        .otherwise(pl.lit(f"{spec.source}:h:") + identifying.map_batches(_record_hash, return_dtype=pl.Utf8))
-        .alias("record_key"),
-    ).select(
-        pl.lit(spec.source).alias("source"), pl.lit(spec.file).alias("file"), "line", "record_key",
+    records = good.select(
+        pl.lit(spec.source).alias("source"), pl.lit(spec.file).alias("file"), "line",
+        _record_keys(good, spec).alias("record_key"),
         svc.alias("service"), pl.lit(spec.identifier_kind).alias("identifier_kind"),
         pl.col("_id").alias("identifier"), pl.col("_dest").alias("destination"), pl.col("_start").alias("start"),
-        "duration_s", "volume_bytes", "events", "raw",
+        "duration_s", "volume_bytes", "events", pl.lit(None, pl.Utf8).alias("raw"),
     ).cast(dict(RECORD_SCHEMA))
-    return ImportBatch(records=records, errors=errors, skipped=dict(skipped or {}))
+    batch = ImportBatch(records=records, errors=errors, skipped=dict(skipped or {}), path=path)
+    if fill_raw:
+        batch.errors = batch.fill_raw(errors)
+    return batch
+
+
+def _record_keys(good: pl.DataFrame, spec: Spec) -> pl.Series:
+    """"{source}:{native id}", or "{source}:h:{hash}" of the identifying fields for the rows without
+    one (the hash only computed for those)."""
+    native = _said("native_id")
+    keys = good.select(pl.when(native != "").then(pl.lit(f"{spec.source}:") + native)).to_series()
+    missing = keys.is_null()
+    if not missing.any():
+        return keys
+    identifying = pl.concat_str([
+        pl.lit(spec.identifier_kind), pl.col("_id"), pl.col("_dest"),
+        pl.col("_start").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f"), pl.col("_service"),
+        *(pl.col(c).cast(pl.Utf8).fill_null("") for c in ("duration_s", "volume_bytes", "events")),
+    ], separator="\x1f")
+    rest = good.with_row_index("_i").filter(missing)
+    hashed = rest.select(pl.lit(f"{spec.source}:h:") + identifying.map_batches(_record_hash, return_dtype=pl.Utf8)
+                         ).to_series()
+    return keys.scatter(rest["_i"], hashed)

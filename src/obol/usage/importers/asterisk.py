@@ -83,4 +83,4 @@ class AsteriskImporter:
             .alias("start"),
             pl.col("billsec").alias("duration"))
         skipped = skipped_counts(not_charged, disposition.replace(NOT_CHARGED))
-        return assemble(staged, spec, rejected=[malformed(bad), unknown], skipped=skipped)
+        return assemble(staged, spec, rejected=[malformed(bad), unknown], skipped=skipped, path=path)

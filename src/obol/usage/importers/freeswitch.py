@@ -57,4 +57,4 @@ class FreeSwitchImporter:
             .otherwise(pl.col("start_stamp")).alias("start"),
             pl.col("billsec").alias("duration"))
         skipped = {"unanswered": rows.height - charged.height} if rows.height > charged.height else {}
-        return assemble(staged, spec, rejected=[malformed(bad)], skipped=skipped)
+        return assemble(staged, spec, rejected=[malformed(bad)], skipped=skipped, path=path)

@@ -63,4 +63,4 @@ class JsonLinesImporter:
             not_objects.with_columns(pl.lit("not a JSON object").alias("message")),
             refused.with_columns(pl.lit("not valid JSON").alias("message")),
         ], how="vertical")
-        return assemble(staged, spec, rejected=[malformed(bad)])
+        return assemble(staged, spec, rejected=[malformed(bad)], path=path)

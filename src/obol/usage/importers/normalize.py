@@ -22,13 +22,40 @@ def msisdn(raw: pl.Expr, *, country_code: str | None = None) -> pl.Expr:
     Like `identifiers.normalise("msisdn", ...)`: strip spaces, dashes and brackets, then a leading '+'
     or '00'; the rest must be 6-15 digits. With `country_code` (e.g. "49") a national number with a
     single leading 0 ('0151...') gets the country code (an option normalise does not have)."""
-    digits = raw.str.strip_chars().str.replace_all(_NOISE, "")
-    digits = (pl.when(digits.str.starts_with("+")).then(digits.str.slice(1))
-              .when(digits.str.starts_with("00")).then(digits.str.slice(2))
-              .when(pl.lit(bool(country_code)) & digits.str.contains(r"^0[1-9]"))
-              .then(pl.lit(country_code or "") + digits.str.slice(1))
-              .otherwise(digits))
-    return pl.when(digits.str.contains(r"^\d{6,15}$")).then(digits)
+    return raw.map_batches(lambda s: _with_fast_path(s, r"^[1-9]\d{5,14}$", _msisdn_rule, country_code),
+                           return_dtype=pl.Utf8)
+
+
+def _msisdn_rule(raw: pl.Expr, country_code: str | None) -> pl.Expr:
+    digits = _dial_prefix(raw.str.replace_all(_NOISE, ""), country_code)
+    return digits.str.extract(r"^(\d{6,15})$", 1)
+
+
+def _dial_prefix(digits: pl.Expr, country_code: str | None) -> pl.Expr:
+    """A leading '+' or '00' dropped; with a country code a leading single 0 replaced by it (each
+    rule on the original text: '+0151' stays '0151'). One pass per rule, no repeated sub-expression."""
+    if country_code and not country_code.startswith("0"):
+        digits = digits.str.replace(r"^0([1-9])", f"{country_code}${{1}}")  # then it starts with the code
+        return digits.str.replace(r"^(?:\+|00)", "")
+    if country_code:  # a code starting with 0 could itself look like a prefix: the rules one by one
+        return (pl.when(digits.str.starts_with("+")).then(digits.str.slice(1))
+                .when(digits.str.starts_with("00")).then(digits.str.slice(2))
+                .when(digits.str.contains(r"^0[1-9]")).then(pl.lit(country_code) + digits.str.slice(1))
+                .otherwise(digits))
+    return digits.str.replace(r"^(?:\+|00)", "")
+
+
+def _with_fast_path(values: pl.Series, clean: str, rule, *args) -> pl.Series:
+    """`rule(values)` computed only for the values that do not match `clean` (a pattern of values the
+    rule returns unchanged, e.g. plain digits): most values of a file are already clean."""
+    if values.dtype != pl.Utf8:
+        values = values.cast(pl.Utf8)
+    fast = values.str.contains(clean).fill_null(False)
+    if fast.all():
+        return values.rename("")
+    rest = values.to_frame("v").with_row_index("_i").filter(~fast)
+    fixed = rest.select(rule(pl.col("v"), *args)).to_series()
+    return values.clone().scatter(rest["_i"], fixed).rename("")
 
 
 def identifier(kind: str, raw: pl.Expr, *, country_code: str | None = None) -> pl.Expr:
@@ -49,13 +76,13 @@ def identifier(kind: str, raw: pl.Expr, *, country_code: str | None = None) -> p
 def destination(raw: pl.Expr, *, country_code: str | None = None) -> pl.Expr:
     """Dialled number as digits ('' when empty): '+44 20 ...' and '0044...' -> '4420...'; with a
     country code, '0151...' -> '49151...'. Null when anything but digits remains (e.g. 's', '*97')."""
-    digits = raw.fill_null("").str.strip_chars().str.replace_all(_NOISE, "")
-    digits = (pl.when(digits.str.starts_with("+")).then(digits.str.slice(1))
-              .when(digits.str.starts_with("00")).then(digits.str.slice(2))
-              .when(pl.lit(bool(country_code)) & digits.str.contains(r"^0[1-9]"))
-              .then(pl.lit(country_code or "") + digits.str.slice(1))
-              .otherwise(digits))
-    return pl.when(digits.str.contains(r"^\d{0,20}$")).then(digits)
+    return raw.fill_null("").map_batches(
+        lambda s: _with_fast_path(s, r"^(?:[1-9]\d{0,19})?$", _destination_rule, country_code), return_dtype=pl.Utf8)
+
+
+def _destination_rule(raw: pl.Expr, country_code: str | None) -> pl.Expr:
+    digits = _dial_prefix(raw.fill_null("").str.replace_all(_NOISE, ""), country_code)
+    return digits.str.extract(r"^(\d{0,20})$", 1)
 
 
 # Quantities -------------------------------------------------------------------------------------
@@ -67,6 +94,25 @@ MICRO = 1_000_000
 def quantity_micro(raw: pl.Expr) -> pl.Expr:
     """A decimal text as integer millionths (exact; digits beyond 6 decimals are ignored), signed;
     null when not a number. No float is involved."""
+    return raw.map_batches(_quantity_micro, return_dtype=pl.Int64)
+
+
+def _quantity_micro(values: pl.Series) -> pl.Series:
+    """Plain integers ('61', '-12': most quantities) are cast directly; the rest, if any, through the
+    full pattern."""
+    if values.dtype != pl.Utf8:
+        values = values.cast(pl.Utf8)
+    plain = values.str.contains(r"^-?[0-9]{1,15}$").fill_null(False)
+    result = pl.select(pl.when(plain).then(values.cast(pl.Int64, strict=False) * MICRO)).to_series()
+    other = values.is_not_null() & ~plain & (values != "")
+    if not other.any():
+        return result.rename("")
+    rest = values.to_frame("v").with_row_index("_i").filter(other)
+    fixed = rest.select(_quantity_rule(pl.col("v"))).to_series()
+    return result.scatter(rest["_i"], fixed).rename("")
+
+
+def _quantity_rule(raw: pl.Expr) -> pl.Expr:
     text = raw.fill_null("")
     sign = text.str.extract(_NUMBER, 1)
     whole = text.str.extract(_NUMBER, 2).cast(pl.Int64, strict=False)
@@ -122,12 +168,12 @@ def parse_local(raw: pl.Expr, fmt: str) -> tuple[pl.Expr, pl.Expr]:
         return pl.from_epoch(seconds, time_unit="s").dt.replace_time_zone("UTC"), pl.lit(None, pl.Datetime("us"))
     if fmt == ISO:
         text = text.str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T").str.replace(r"Z$", "+00:00")
-        aware = text.str.strptime(utc, _ISO_FRACTION + "%:z", strict=False)
-        naive = text.str.strptime(pl.Datetime("us"), _ISO_FRACTION, strict=False)
+        aware = text.str.strptime(utc, _ISO_FRACTION + "%:z", strict=False, cache=False)
+        naive = text.str.strptime(pl.Datetime("us"), _ISO_FRACTION, strict=False, cache=False)
         return aware, naive
     if "%z" in fmt or "%:z" in fmt or "%#z" in fmt:
-        return text.str.strptime(utc, fmt, strict=False), pl.lit(None, pl.Datetime("us"))
-    return pl.lit(None, utc), text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+        return text.str.strptime(utc, fmt, strict=False, cache=False), pl.lit(None, pl.Datetime("us"))
+    return pl.lit(None, utc), text.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
 
 
 def localize(naive: pl.Expr, zone: pl.Expr, zones: list[str], ambiguous: str) -> pl.Expr:

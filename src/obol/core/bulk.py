@@ -1,0 +1,85 @@
+"""Set-based helpers for the mass processes: bounded IN lists and one-statement column updates.
+
+The hot paths (batch rating, bill runs) touch hundreds of thousands of rows per run; these keep
+that at a few statements instead of a query (or a model save) per row.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import polars as pl
+from django.db import connection
+from django.db.models import Model, QuerySet
+
+IN_BATCH = 10_000  # ids per IN list: far below SQLite's variable limit, small enough for the planner
+
+
+def batches(values: Sequence, size: int = IN_BATCH) -> Iterator[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def filter_in(queryset: QuerySet, field: str, values: Iterable, size: int = IN_BATCH) -> Iterator:
+    """The rows of `queryset` whose `field` is in `values`, fetched with bounded IN lists."""
+    ordered = sorted(set(values))
+    for part in batches(ordered, size):
+        yield from queryset.filter(**{f"{field}__in": part})
+
+
+def update_column(model: type[Model], field_name: str, values: Mapping[Any, Any]) -> None:
+    """Set one column of many rows by primary key ({pk: value}) in one statement on PostgreSQL
+    (UPDATE ... FROM unnest) and one executemany on SQLite. The values go through the field's own
+    database conversion (exact decimals stay exact). The caller holds the rows' locks; no signals,
+    no `save()`: for bulk writes of caches such as pocket balances."""
+    if not values:
+        return
+    field = model._meta.get_field(field_name)
+    table, column, pk = model._meta.db_table, field.column, model._meta.pk.column
+    pks = list(values)
+    prepared = [field.get_db_prep_value(values[key], connection) for key in pks]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cast = field.db_type(connection)
+            cursor.execute(
+                f'UPDATE "{table}" SET "{column}" = v.value FROM unnest(%s::bigint[], %s::{cast}[]) AS v(id, value) '
+                f'WHERE "{table}"."{pk}" = v.id', [pks, prepared])
+        else:
+            cursor.executemany(f'UPDATE "{table}" SET "{column}" = %s WHERE "{pk}" = %s',
+                               list(zip(prepared, pks)))
+
+
+def _sqlite_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Dates and times as Django writes them to SQLite (naive UTC 'YYYY-MM-DD HH:MM:SS[.ffffff]',
+    'YYYY-MM-DD'), so that the ORM's text comparisons see the same format; booleans as 0/1."""
+    changes = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            utc = pl.col(name).dt.convert_time_zone("UTC") if dtype.time_zone else pl.col(name)
+            changes.append(pl.when(utc.dt.microsecond() == 0).then(utc.dt.strftime("%Y-%m-%d %H:%M:%S"))
+                           .otherwise(utc.dt.strftime("%Y-%m-%d %H:%M:%S.%6f")).alias(name))
+        elif dtype == pl.Date:
+            changes.append(pl.col(name).dt.strftime("%Y-%m-%d"))
+        elif dtype == pl.Boolean:
+            changes.append(pl.col(name).cast(pl.Int8))
+    return frame.with_columns(changes) if changes else frame
+
+
+def insert_frame(model: type[Model], frame: pl.DataFrame) -> None:
+    """Insert the rows of a Polars frame (columns named as the table's columns) without a Python
+    object per row: COPY on PostgreSQL, one executemany on the raw SQLite connection. The caller
+    gives database-ready values (ids, integers, text, dates and aware datetimes); no validation,
+    no signals: for the mass processes' bulk writes."""
+    if frame.is_empty():
+        return
+    table, columns = model._meta.db_table, ", ".join(f'"{c}"' for c in frame.columns)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor, cursor.cursor.copy(
+                f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
+            for part in frame.iter_slices(100_000):
+                copy.write(part.write_csv(include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.f%z"))
+        return
+    connection.ensure_connection()
+    placeholders = ", ".join("?" * frame.width)
+    connection.connection.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({placeholders})',
+                                      _sqlite_text(frame).iter_rows())
