@@ -312,3 +312,31 @@ def test_a_file_being_imported_by_another_run_is_reported_busy_and_left_alone(se
     assert busy.state == "busy" and "another run" in busy.note
     assert RatedRecord.objects.count() == 0 and UsageFile.objects.count() == 0
     assert pipeline.import_file(ACTOR, path, fmt="jsonl").rated == 29
+
+
+def test_rating_a_file_in_parts_of_accounts_gives_what_rating_it_whole_gives(setup, tmp_path, other_tenant):
+    """A big file is rated in parts of accounts to bound memory: allowances, tiers and prepaid money
+    are per subscription or account, so the parts give exactly the totals of one pass."""
+    prepaid_calls = [call(300 + i, "491522222222", f"2026-03-10T{10 + i}:00:00Z", 90) for i in range(12)]
+    path = write_jsonl(tmp_path / "mixed.jsonl", CALLS + prepaid_calls)
+    in_parts = pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=4, part_size=10)
+    parted = totals() + (sorted(RatedRecord.objects.values_list("record_key", "price_micros", "uncovered")),)
+    with tenant_context(other_tenant):
+        prepare(other_tenant, ACTOR, ACTOR)
+        whole = pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=4)
+        assert totals() + (sorted(RatedRecord.objects.values_list("record_key", "price_micros", "uncovered")),) \
+            == parted
+    assert in_parts.rated == whole.rated == 41 and in_parts.uncovered == whole.uncovered > 0
+    assert in_parts.charged_micros == whole.charged_micros > 0
+
+
+def test_account_parts_keep_each_account_whole_and_in_order():
+    import polars as pl
+
+    frame = pl.DataFrame({"account_id": [i % 7 for i in range(100)], "n": list(range(100))})
+    parts = list(pipeline.account_parts(frame, 30))
+    assert 2 <= len(parts) <= 4 and sum(p.height for p in parts) == 100  # by a hash of the account
+    owners = [set(p["account_id"]) for p in parts]
+    assert all(not (a & b) for i, a in enumerate(owners) for b in owners[i + 1:])  # an account in one part
+    assert all(p["n"].is_sorted() for p in parts)
+    assert list(pipeline.account_parts(frame, 100)) == [frame]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -47,7 +47,8 @@ from obol.usage.mediation import RECORD_FIELDS, TS, load_lookups, mediate
 from obol.usage.models import RatedRecord, SuspendedRecord, UsageFile
 from obol.usage.rating import cover_with_money, rate
 
-CHUNK = 50_000
+CHUNK = 50_000  # records per transaction
+PART = 1_000_000  # records rated together at most (bounds memory)
 
 
 @dataclass
@@ -211,11 +212,13 @@ def prior_usage(group: pl.DataFrame, cycle_start, cycle_end, tz: str) -> pl.Data
     return pl.DataFrame(list(rows), orient="row", schema=PRIOR_USAGE_SCHEMA)
 
 
-def rate_by_cycle(mediated: pl.DataFrame, tz: str, rounding: str):
+def rate_by_cycle(mediated: pl.DataFrame, tz: str, rounding: str, tariffs: dict | None = None):
     """Rate the records cycle by cycle (tiers count within one), each with the usage its cycle
-    already has. Returns (rated, takes, unrated) over all cycles."""
+    already has. Returns (rated, takes, unrated) over all cycles. `tariffs`: the rate frames by
+    table code when the caller has them (else read for the records' tables)."""
     frame = with_cycles(mediated, tz)
-    tariffs = _tariffs(frame["rate_table"].unique().to_list())
+    if tariffs is None:
+        tariffs = _tariffs(frame["rate_table"].unique().to_list())
     allowances = _allowances(frame["subscription_id"].unique().to_list())
     rated, takes, unrated = [], [], []
     groups = frame.partition_by("cycle_start", "cycle_end", as_dict=True) if frame.height else {}
@@ -237,7 +240,8 @@ def rate_by_cycle(mediated: pl.DataFrame, tz: str, rounding: str):
 
 
 def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = None, force: bool = False,
-                chunk_size: int = CHUNK, progress: Callable[[int], None] | None = None) -> ImportSummary:
+                chunk_size: int = CHUNK, part_size: int = PART,
+                progress: Callable[[int], None] | None = None) -> ImportSummary:
     """Import one usage file (see the module's docstring). `progress(n)` is told of n more records.
     Two runs never import the same file (same checksum) at once: the second gets Conflict (busy)."""
     actor.require_write()
@@ -248,10 +252,24 @@ def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = No
             held.enter_context(exclusive("usage file", digest[:16]))
         except Conflict as busy:  # the daily job goes on with its other files
             return ImportSummary(str(path), "busy", note=busy.message)
-        return _import(actor, path, digest, fmt, profile, force, chunk_size, progress)
+        return _import(actor, path, digest, fmt, profile, force, chunk_size, part_size, progress)
 
 
-def _import(actor, path, digest, fmt, profile, force, chunk_size, progress) -> ImportSummary:
+def account_parts(mediated: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
+    """The records in parts of about `size` records by account (an account's records are all in
+    one part, in their order), one part at a time: allowances, tiers and money are per
+    subscription or account, so rating the parts one by one gives what rating them together
+    gives, in the memory of one part."""
+    count = -(-mediated.height // size)
+    if count <= 1:
+        yield mediated
+        return
+    keys = mediated.select((pl.col("account_id").hash(seed=7) % count).alias("_part"))["_part"]
+    for number in keys.unique().sort():
+        yield mediated.filter(keys == number)
+
+
+def _import(actor, path, digest, fmt, profile, force, chunk_size, part_size, progress) -> ImportSummary:
     row, mode = _file_row(path, digest, fmt, force)
     if mode == "skip":
         return ImportSummary(str(path), "skipped", note="imported before (same checksum); --force to import again")
@@ -264,26 +282,44 @@ def _import(actor, path, digest, fmt, profile, force, chunk_size, progress) -> I
                            message=str(exc), details={"file": str(path), "format": fmt}, reference=str(path))
         return ImportSummary(str(path), "failed", note=str(exc))
 
+    counts = {"skipped": sum(batch.skipped.values()), "read": batch.lines_accounted}
     records = batch.records.sort("start", "record_key")
+    batch.records = batch.records.clear()  # one copy of the records in memory, not two
     if mode == "resume":  # what the committed chunks of the interrupted run stored is done
         resumed = stored_keys(records["record_key"], file_id=row.pk)
         records = records.filter(~pl.col("record_key").is_in(list(resumed)))
-    known = stored_keys(records["record_key"])
-    mediated, suspense = mediate(records, load_lookups(), known_keys=known)
+    mediated, suspense = mediate(records, load_lookups(), known_keys=stored_keys(records["record_key"]))
+    del records
     parse_errors = batch.errors.select(pl.lit("").alias("record_key"), "line", "reason", "field", "message", "raw",
                                        pl.lit(None).alias("record"))
     suspense = pl.concat([parse_errors, suspense], how="vertical_relaxed")
     done_lines = set(SuspendedRecord.objects.filter(file=row).values_list("line", flat=True))
-    suspense = suspense.filter(~pl.col("line").is_in(list(done_lines)))
+    tariffs = _tariffs(mediated["rate_table"].unique().to_list())
+    exhausted = set(RatedRecord.objects.filter(file=row, uncovered=True).values_list("account_id", flat=True))
+    next_chunk = row.chunks_done  # a resumed run numbers its chunks after the committed ones
+    for index, part in enumerate(account_parts(mediated, part_size)):
+        rated, takes, unrated = _rate_part(part, row.pk, tariffs, exhausted)
+        if index == 0:
+            unrated = pl.concat([suspense, unrated], how="vertical_relaxed")
+        unrated = batch.fill_raw(unrated.filter(~pl.col("line").is_in(list(done_lines))))
+        next_chunk = _store(actor, row, rated, takes, unrated, chunk_size, next_chunk, progress,
+                            counts if index == 0 else {})
+    summary = ImportSummary(str(path), "done")
+    _finish(row, summary)
+    _alert(actor, path, summary)
+    return summary
 
+
+def _rate_part(part: pl.DataFrame, file_id: int, tariffs: dict, exhausted: set[int]):
+    """Rate one part of a file's records and cover prepaid ones with money: (rated, takes,
+    suspense rows for records without a tariff or priced in another currency)."""
     tenant = current_tenant()
-    result_rated, result_takes, result_unrated = rate_by_cycle(mediated, tenant.timezone, tenant.rounding)
-    accounts = mediated.select("account_id", "mode", "account_currency").unique("account_id")
+    result_rated, takes, result_unrated = rate_by_cycle(part, tenant.timezone, tenant.rounding, tariffs)
+    accounts = part.select("account_id", "mode", "account_currency").unique("account_id")
     modes = dict(accounts.select("account_id", "mode").rows())
     currencies = dict(accounts.select("account_id", "account_currency").rows())
-    exhausted = set(RatedRecord.objects.filter(file=row, uncovered=True).values_list("account_id", flat=True))
     rated = (cover_with_money(result_rated, _money(sorted(modes), modes, currencies, exhausted))
-             .with_columns(pl.lit(row.pk, pl.Int64).alias("file_id")).sort("start", "record_key"))
+             .with_columns(pl.lit(file_id, pl.Int64).alias("file_id")))
     rated, mismatched = _currency_checked(rated)
     unrated = result_unrated.select("record_key", "line", "reason", pl.lit("rate_table").alias("field"),
                                     pl.format("no tariff for this record ({})", pl.col("reason")).alias("message"),
@@ -292,11 +328,7 @@ def _import(actor, path, digest, fmt, profile, force, chunk_size, progress) -> I
         "record_key", "line", pl.lit("currency_mismatch").alias("reason"), pl.lit("rate_table").alias("field"),
         pl.format("rate table {} prices in {}, the account bills in {}", pl.col("rate_table"), pl.col("currency"),
                   pl.col("account_currency")).alias("message"), "raw", _record_struct())
-    suspense = pl.concat([suspense, unrated, wrong_currency], how="vertical_relaxed")
-    summary = ImportSummary(str(path), "done", skipped=sum(batch.skipped.values()))
-    _store(actor, row, rated, result_takes, suspense, batch, chunk_size, summary, progress)
-    _alert(actor, path, summary)
-    return summary
+    return rated, takes, pl.concat([unrated, wrong_currency], how="vertical_relaxed")
 
 
 NO_TARIFF = ("no_usage_charge", "no_rate_table", "no_tariff_version", "no_destination", "no_rate")
@@ -333,31 +365,33 @@ def _pocket_uses(rated: pl.DataFrame, takes: pl.DataFrame, by: list[str] = ()) -
             .sort(*by, "pocket_id", "service"))
 
 
-def _store(actor, row, rated, takes, suspense, batch, chunk_size, summary, progress) -> None:
+def _store(actor, row, rated, takes, suspense, chunk_size, first_chunk, progress, counts) -> int:
     """Store and book in chunks of records ordered by account, then time: an account's records
     are booked together (one ledger entry per pocket and chunk, not per record); an account with
-    more records than a chunk spans chunks in time order, which is what a resumed run relies on."""
-    rated = _with_takes(rated.sort("account_id", maintain_order=True), takes).with_columns(
+    more records than a chunk spans chunks in time order, which is what a resumed run relies on.
+    The suspense rows and the file's `counts` go with the first chunk. Returns the next chunk number."""
+    rated = _with_takes(rated.sort("account_id", "start", "record_key"), takes).with_columns(
         (pl.int_range(pl.len(), dtype=pl.Int64) // chunk_size).alias("_chunk"))
     uses = _pocket_uses(rated, takes, by=["_chunk"]).partition_by("_chunk", as_dict=True)
     chunks = max(1, -(-rated.height // chunk_size))
-    first_chunk = row.chunks_done  # a resumed run numbers its chunks after the committed ones
     for number in range(chunks):
         part = rated.slice(number * chunk_size, chunk_size)
         part_uses = uses.get((number,), _pocket_uses(part.clear(), takes.clear()))
         with transaction.atomic():
             _book(actor, part, part_uses, f"usage-file:{row.pk}:chunk:{first_chunk + number}")
-            extra = {}
-            if number == 0:  # suspense rows and the whole-file counts go with the first chunk
-                _suspend(row, batch.fill_raw(suspense))
-                extra = {"skipped": sum(batch.skipped.values()),
-                         "read": batch.records.height + batch.errors.height + sum(batch.skipped.values())}
-            _count(row, part, suspense if number == 0 else None, extra)
+            if number == 0:
+                _suspend(row, suspense)
+            _count(row, part, suspense if number == 0 else None, counts if number == 0 else {})
         if progress:
             progress(part.height)
+    return first_chunk + chunks
+
+
+def _finish(row, summary: ImportSummary) -> None:
     UsageFile.objects.filter(pk=row.pk).update(state=UsageFile.State.DONE, finished_at=clock.now())
     row.refresh_from_db()
     summary.read, summary.rated, summary.duplicates = row.read, row.rated, row.duplicates
+    summary.skipped = row.skipped
     summary.suspended = dict(Counter(SuspendedRecord.objects.filter(file=row, state="open")
                                      .values_list("reason", flat=True)))
     stored = RatedRecord.objects.filter(file=row)
