@@ -13,7 +13,7 @@ from obol.catalog import services
 from obol.catalog.rate_models import DestinationPrefix, Holiday, Rate, RateTable, RateTableVersion
 from obol.catalog.rates import rate_frames
 from obol.catalog.tariff_services import load_tariffs
-from obol.core.errors import ValidationFailed
+from obol.core.errors import Forbidden, ValidationFailed
 from obol.core.models import AuditEvent, StaffProfile
 from obol.core.roles import Role
 
@@ -102,6 +102,38 @@ def test_a_changed_price_makes_version_2_from_the_date_and_leaves_version_1(in_t
     with pytest.raises(ValidationFailed, match="would rewrite history: rate table voice-national version 2"):
         load_tariffs(source.read_text(), source=str(source), actor=system, effective_from=date(2026, 1, 20))
     assert RateTableVersion.objects.filter(table__code="voice-national").count() == 2
+
+
+def test_a_wrong_price_in_force_is_corrected_in_place_by_an_administrator(in_tenant, system, clerk,
+                                                                          copy_of_sample, capsys):
+    """Version 1 is in force since 2025; its national-mobile peak price should have been 0.12.
+    A correction replaces the version's content (no new version), audited with its reason, and
+    says which periods to re-price; a clerk may not do it, and a correction needs a reason."""
+    source = copy_of_sample / "tariffs.yaml"
+    load_tariffs(source.read_text(), source=str(source), actor=system)
+    corrected = source.read_text().replace(
+        "{group: national-mobile, band: peak, price: 0.10", "{group: national-mobile, band: peak, price: 0.12")
+    source.write_text(corrected)
+    with pytest.raises(Forbidden):
+        load_tariffs(corrected, source=str(source), actor=clerk, correction="price list typo")
+    with pytest.raises(ValidationFailed, match="say why"):
+        load_tariffs(corrected, source=str(source), actor=system, correction=" ")
+    assert voice_rate(1, "national-mobile", "peak").price == Decimal("0.10")
+    call_command("tariffs", "load", str(source), "--correct", "price list typo")
+    out = capsys.readouterr().out
+    assert "corrected rate table voice-national version 1 (in force from 2025-01-01)" in out
+    assert "obol usage rerate --from 2025-01-01" in out
+    assert RateTableVersion.objects.filter(table__code="voice-national").count() == 1
+    assert voice_rate(1, "national-mobile", "peak").price == Decimal("0.12")
+    assert DestinationPrefix.objects.filter(version__table__code="voice-national").count() == 5402
+    event = AuditEvent.objects.get(action="ratetableversion.correct")
+    assert event.reason.startswith("price list typo")
+    peak = rate_frames("voice-national", at=datetime(2026, 1, 31, 12, tzinfo=timezone.utc)).rates.filter(
+        destination_group="national-mobile", time_band="peak")["price_micros"][0]
+    assert peak == 120_000
+    # the other tables did not change: nothing else is corrected, loading it again changes nothing
+    again = load_tariffs(corrected, source=str(source), actor=system, correction="price list typo")
+    assert again.corrected == [] and AuditEvent.objects.filter(action="ratetableversion.correct").count() == 1
 
 
 def test_a_new_version_may_not_start_in_the_past(in_tenant, system, copy_of_sample):

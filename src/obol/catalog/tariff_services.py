@@ -3,7 +3,10 @@
 One transaction, all or nothing, idempotent like the catalog load: a table's priced content
 (groups, prefixes, bands, rates, tiers) is fingerprinted, and only a table whose content differs
 from its latest version gets a new version, effective from the given date (not before today,
-not on or before the latest version's date). Versions are never modified. Table names change in
+not on or before the latest version's date). Versions are not modified, with one exception: a
+*correction* (`correction="why"`, administrators only) replaces the content of the version in
+force on the given day, audited with its reason, for a wrong price found after the version
+started; the records it priced are then re-priced with `obol usage rerate`. Table names change in
 place; a table's currency and service kind never change. Holiday calendars are tenant data
 shared by tables: their names and dates are updated in place. Every change leaves an audit row.
 """
@@ -31,6 +34,8 @@ from obol.catalog.rate_models import (
 from obol.catalog.services import Tally, content_hash
 from obol.core import audit, clock
 from obol.core.actors import Actor
+from obol.core.errors import Forbidden, ValidationFailed
+from obol.core.roles import Role
 from obol.core.fields import canonical_text
 from obol.core.tenancy import current_tenant
 
@@ -44,11 +49,16 @@ class TariffReport:
     tables: Tally = field(default_factory=Tally)
     new_versions: int = 0
     prefixes: int = 0
+    corrected: list[tuple[str, int, date]] = field(default_factory=list)  # (table, version, in force from)
 
     def __str__(self) -> str:
-        return (f"{self.source}: calendars {self.calendars}; rate tables {self.tables}; "
+        text = (f"{self.source}: calendars {self.calendars}; rate tables {self.tables}; "
                 f"{self.new_versions} new version{'' if self.new_versions == 1 else 's'} "
                 f"({self.prefixes} prefixes)")
+        for code, number, since in self.corrected:
+            text += (f"\ncorrected rate table {code} version {number} (in force from {since}): re-price the "
+                     f"open periods since then with `obol usage rerate --from {since} --to ...`")
+        return text
 
 
 # --- priced content and its fingerprint ------------------------------------------------------
@@ -135,8 +145,10 @@ def _today() -> date:
 
 
 class _Writer:
-    def __init__(self, *, source: str, actor: Actor):
+    def __init__(self, *, source: str, actor: Actor, correction: str | None = None):
         self.source, self.actor, self.reason = source, actor, f"tariff load {source}"
+        self.correction = correction
+        self.corrected: list[tuple[str, int, date]] = []
 
     def fail(self, path: str, reason: str):
         return tariff_loader.invalid(self.source, [(path, reason)])
@@ -198,6 +210,8 @@ class _Writer:
                 outcome = "updated"
         content = spec_content(parsed)
         fingerprint = content_hash(content)
+        if self.correction is not None and outcome != "created":
+            return self._correct(table, parsed, fingerprint, path, day)
         latest = table.latest_version()
         if latest is not None and latest.content_hash == fingerprint:
             return outcome, None
@@ -216,6 +230,25 @@ class _Writer:
             "effective_from": day, "content_hash": fingerprint, "groups": len(spec.groups),
             "prefixes": len(parsed.prefixes), "bands": len(spec.bands), "rates": len(spec.rates)}, self.reason)
         return ("updated" if outcome == "unchanged" else outcome), version
+
+    def _correct(self, table: RateTable, parsed: tariff_loader.ParsedTable, fingerprint: str, path: str, day: date):
+        """Replace the content of the version in force on `day` (a correction, audited)."""
+        version = table.versions.filter(effective_from__lte=day).order_by("-effective_from", "-number").first()
+        if version is None:
+            raise self.fail(path, f"no version of rate table {table.code} is in force on {day}: nothing to correct")
+        if version.content_hash == fingerprint:
+            return "unchanged", None
+        before = version.content_hash
+        for rows in (version.rates, version.bands, version.prefixes, version.groups):  # tiers go with rates
+            rows.all().delete()
+        self._save_rows(version, parsed)
+        version.content_hash = fingerprint
+        version.save(update_fields=["content_hash"])
+        audit.record(self.actor, "ratetableversion.correct", version, {
+            "content_hash": [before, fingerprint], "prefixes": len(parsed.prefixes), "rates": len(parsed.spec.rates)},
+            f"{self.correction} ({self.reason})")
+        self.corrected.append((table.code, version.number, version.effective_from))
+        return "updated", None
 
     def _save_rows(self, version: RateTableVersion, parsed: tariff_loader.ParsedTable) -> None:
         spec = parsed.spec
@@ -243,13 +276,18 @@ class _Writer:
 
 
 def load_tariffs(document: dict | str, *, source: str, actor: Actor, effective_from: date | None = None,
-                 base_dir: Path | None = None) -> TariffReport:
+                 base_dir: Path | None = None, correction: str | None = None) -> TariffReport:
     """Load a tariff document (YAML text or a parsed dict) into the tenant in scope, all or nothing.
 
     CSV prefix lists are read relative to `base_dir` (default: the directory of `source`). New
     versions are effective from `effective_from`, else the document's `effective_from`, else today.
     Loading the same document again changes nothing."""
     actor.require_write()
+    if correction is not None:
+        if actor.role != Role.ADMIN:
+            raise Forbidden(f"{actor.label}: only an administrator may correct a rate table version in force")
+        if not correction.strip():
+            raise ValidationFailed("correction: say why the version in force is corrected", field="correction")
     known = set(HolidayCalendar.objects.values_list("code", flat=True))
     spec, tables = tariff_loader.parse_tariffs(document, source=source, base_dir=base_dir,
                                                known_calendars=frozenset(known))
@@ -257,7 +295,7 @@ def load_tariffs(document: dict | str, *, source: str, actor: Actor, effective_f
     day = effective_from or spec.effective_from or _today()
     report = TariffReport(source)
     with transaction.atomic():
-        writer = _Writer(source=source, actor=actor)
+        writer = _Writer(source=source, actor=actor, correction=correction)
         for calendar in spec.calendars:
             report.calendars.add(writer.calendar(calendar))
         for index, parsed in enumerate(tables):
@@ -267,4 +305,5 @@ def load_tariffs(document: dict | str, *, source: str, actor: Actor, effective_f
             if version is not None:
                 report.new_versions += 1
                 report.prefixes += len(parsed.prefixes)
+        report.corrected = writer.corrected
     return report

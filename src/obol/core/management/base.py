@@ -76,6 +76,13 @@ class LoadFileCommand(BaseCommand):
         load.add_argument("--tenant", help="tenant code (default: the only tenant)")
         load.add_argument("--effective-from", dest="effective_from", metavar="YYYY-MM-DD",
                           help=self.effective_from_help)
+        self.add_load_arguments(load)
+
+    def add_load_arguments(self, load) -> None:
+        """More options of `load` (a subclass's); their values reach the loader via `loader_options`."""
+
+    def loader_options(self, options: dict) -> dict:
+        return {}
 
     def handle(self, *args, action: str, **options):
         day = day_option(options.get("effective_from"))
@@ -83,5 +90,5 @@ class LoadFileCommand(BaseCommand):
         tenant = tenant_from_option(options.get("tenant"))
         with tenant_context(tenant), reported_errors():
             report = type(self).loader(text, source=options["file"], actor=Actor.process(f"{self.what} load"),
-                                       effective_from=day)
+                                       effective_from=day, **self.loader_options(options))
         self.stdout.write(str(report))
