@@ -340,3 +340,143 @@ def test_account_parts_keep_each_account_whole_and_in_order():
     assert all(not (a & b) for i, a in enumerate(owners) for b in owners[i + 1:])  # an account in one part
     assert all(p["n"].is_sorted() for p in parts)
     assert list(pipeline.account_parts(frame, 100)) == [frame]
+
+
+def test_a_corrected_price_in_force_is_charged_after_rerate(setup, tmp_path, clerk):
+    """A 120 s call to a Berlin landline on Tuesday 10 March, 11:00 in Berlin (peak, 0.09/min,
+    60/60) costs 0.18; the administrator corrects the peak price to 0.19 in the version in force,
+    reruns the period, and the call costs 0.38 - charged once."""
+    import shutil
+
+    with frozen(date(2026, 3, 1)):
+        subscriptions.subscribe(clerk, make_account("A-5", mode="postpaid"), PricePlan.objects.get(code="payg"),
+                                start_date=date(2026, 3, 1),
+                                identifiers_=[{"kind": "msisdn", "value": "491555555555"}])
+    path = write_jsonl(tmp_path / "one.jsonl", [call(500, "491555555555", "2026-03-10T10:00:00Z", 120)])
+    assert pipeline.import_file(ACTOR, path, fmt="jsonl").charged_micros == 180_000
+    for name in ("tariffs.yaml", "prefixes.csv"):
+        shutil.copy(REPO / "samples" / "tariffs" / name, tmp_path / name)
+    source = tmp_path / "tariffs.yaml"
+    source.write_text(source.read_text().replace("{group: national-fixed, band: peak, price: 0.09",
+                                                 "{group: national-fixed, band: peak, price: 0.19"))
+    call_command("tariffs", "load", str(source), "--correct", "peak price typo", "--effective-from", "2026-03-10")
+    call_command("usage", "rerate", "--from", "2026-03-01", "--to", "2026-04-01", "--account", "A-5")
+    assert RatedRecord.objects.get(account__number="A-5").price_micros == 380_000
+    assert Pocket.objects.get(account__number="A-5", source="postpaid").balance == Decimal("-0.38")
+    assert balances.verify() == []
+
+
+def test_records_rated_before_takes_existed_get_them_from_their_ledger_debits(setup, tmp_path):
+    """Migration 0004: before 0003 each record's allowance take was a ledger debit referenced by
+    its key and `takes` did not exist; the migration rebuilds `takes` from those debits, so
+    rerate gives the units back instead of taking them twice."""
+    import importlib
+
+    from django.apps import apps
+
+    fill = importlib.import_module("obol.usage.migrations.0004_fill_rated_record_takes").fill_takes
+    pipeline.import_file(ACTOR, write_jsonl(tmp_path / "calls.jsonl", CALLS[:5]), fmt="jsonl")
+    voice = Pocket.objects.get(account__number="A-1", services=["voice"])
+    expected = dict(RatedRecord.objects.values_list("record_key", "takes"))
+    RatedRecord.objects.update(takes="")  # an old row
+    for record in RatedRecord.objects.all():  # its old per-record debit
+        LedgerEntry.objects.create(tenant=voice.tenant, pocket=voice, kind="debit", amount=-record.included,
+                                   balance_after=0, reason="usage", reference=record.record_key,
+                                   actor_kind="process", actor_label="old import")
+    fill(apps, None)
+    assert dict(RatedRecord.objects.values_list("record_key", "takes")) == expected
+    assert expected["jsonl:c1"] == f"{voice.pk}:61"
+
+
+def test_prepaid_money_that_does_not_fill_a_micro_unit_is_not_counted(in_tenant, system):
+    """0.0000015 BTC covers 1 micro-unit of usage (rounded down), never 2: batch rating must not
+    call usage covered that booking would then refuse."""
+    account = make_account("BTC-1", currency="BTC", mode="prepaid")
+    balances.top_up(system, account, Amount("0.0000015", "BTC"), reference="P1")
+    money = pipeline._money([account.pk], {account.pk: "prepaid"}, {account.pk: "BTC"})
+    assert money["available_micros"].to_list() == [1]
+
+
+MB = 1024 * 1024
+TIER_ROWS = [  # data-national: the first 1024 MB of a cycle at 0.01/MB, beyond at 0.005/MB
+    {"id": "d1", "service": "data", "identifier": "491544444444", "start": "2026-03-10T12:00:00Z",
+     "volume_bytes": 1000 * MB},
+    {"id": "d2", "service": "data", "identifier": "491544444444", "start": "2026-03-11T12:00:00Z",
+     "volume_bytes": 48 * MB},
+    {"id": "d3", "service": "data", "identifier": "491544444444", "start": "2026-03-12T12:00:00Z",
+     "volume_bytes": 48 * MB},
+    {"id": "d4", "service": "data", "identifier": "491566666666", "start": "2026-03-05T12:00:00Z",
+     "volume_bytes": 10 * MB},  # another account's record, earlier than all of B's
+]
+
+
+def data_subscribers(clerk):
+    with frozen(date(2026, 3, 1)):
+        for number, msisdn in (("B-1", "491544444444"), ("C-1", "491566666666")):
+            subscriptions.subscribe(clerk, make_account(number, mode="postpaid"), PricePlan.objects.get(code="payg"),
+                                    start_date=date(2026, 3, 1), identifiers_=[{"kind": "msisdn", "value": msisdn}])
+
+
+def test_tiers_count_a_subscriptions_own_earlier_usage_whatever_other_accounts_send(setup, tmp_path, clerk):
+    """File 2 holds C's record of the 5th and B's 48 MB of the 12th: B's 1048 MB of the first file
+    count for B's tier (24 MB + 24 MB beyond 1024 at 0.005 = 0.24), C's earlier date does not hide them."""
+    data_subscribers(clerk)
+    pipeline.import_file(ACTOR, write_jsonl(tmp_path / "f1.jsonl", TIER_ROWS[:2]), fmt="jsonl")
+    pipeline.import_file(ACTOR, write_jsonl(tmp_path / "f2.jsonl", TIER_ROWS[2:]), fmt="jsonl")
+    prices = dict(RatedRecord.objects.values_list("record_key", "price_micros"))
+    assert prices == {"jsonl:d1": 10_000_000, "jsonl:d2": 360_000, "jsonl:d3": 240_000, "jsonl:d4": 100_000}
+
+
+def test_a_resumed_file_counts_the_tiers_of_its_own_stored_chunks(setup, tmp_path, clerk, monkeypatch,
+                                                                   other_tenant):
+    data_subscribers(clerk)
+    path = write_jsonl(tmp_path / "data.jsonl", TIER_ROWS)
+    real_book, seen = pipeline._book, {"n": 0}
+
+    def crash_on_second_chunk(*args, **kwargs):
+        seen["n"] += 1
+        if seen["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return real_book(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_book", crash_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=2)
+    monkeypatch.setattr(pipeline, "_book", real_book)
+    pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=2)
+    resumed = dict(RatedRecord.objects.values_list("record_key", "price_micros"))
+    assert resumed == {"jsonl:d1": 10_000_000, "jsonl:d2": 360_000, "jsonl:d3": 240_000, "jsonl:d4": 100_000}
+    with tenant_context(other_tenant):
+        prepare(other_tenant, ACTOR, ACTOR)
+        data_subscribers(ACTOR)
+        pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=2)
+        assert dict(RatedRecord.objects.values_list("record_key", "price_micros")) == resumed
+
+
+def test_a_file_stopped_by_a_refused_booking_is_reported_and_resumes_cleanly(setup, tmp_path, monkeypatch,
+                                                                             other_tenant):
+    """Money spent elsewhere between rating and booking: that file stops with a failed summary and
+    an alert (the job goes on with its other files); running it again resumes to the clean totals."""
+    from obol.core.errors import Conflict
+    from obol.notifications.models import Alert
+
+    path = write_jsonl(tmp_path / "calls.jsonl", CALLS)
+    real, seen = balances.book_usage, {"n": 0}
+
+    def refuse_second(*args, **kwargs):
+        seen["n"] += 1
+        if seen["n"] == 2:
+            raise Conflict("pocket 1 holds less than rating planned", code="pocket_changed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(balances, "book_usage", refuse_second)
+    stopped = pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=10)
+    assert stopped.state == "failed" and "running it again resumes" in stopped.note
+    assert Alert.objects.get().kind == "import_interrupted" and RatedRecord.objects.count() == 10
+    monkeypatch.setattr(balances, "book_usage", real)
+    assert pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=10).state == "done"
+    after = totals()
+    with tenant_context(other_tenant):
+        prepare(other_tenant, ACTOR, ACTOR)
+        pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=10)
+        assert totals() == after

@@ -6,10 +6,11 @@ that at a few statements instead of a query (or a model save) per row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 
 IN_BATCH = 10_000  # ids per IN list: far below SQLite's variable limit, small enough for the planner
@@ -70,9 +71,13 @@ def insert_frame(model: type[Model], frame: pl.DataFrame) -> None:
     object per row: COPY on PostgreSQL, one executemany on the raw SQLite connection. The caller
     gives database-ready values (ids, integers, text, dates and aware datetimes); no validation,
     no signals: for the mass processes' bulk writes."""
+    _insert(model._meta.db_table, frame)
+
+
+def _insert(table: str, frame: pl.DataFrame) -> None:
     if frame.is_empty():
         return
-    table, columns = model._meta.db_table, ", ".join(f'"{c}"' for c in frame.columns)
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor, cursor.cursor.copy(
                 f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
@@ -83,3 +88,27 @@ def insert_frame(model: type[Model], frame: pl.DataFrame) -> None:
     placeholders = ", ".join("?" * frame.width)
     connection.connection.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({placeholders})',
                                       _sqlite_text(frame).iter_rows())
+
+
+_SQL_TYPES = {pl.Int64: "bigint", pl.Utf8: "varchar(200)"}
+
+
+@contextmanager
+def temporary_table(name: str, frame: pl.DataFrame) -> Iterator[str]:
+    """The frame's rows as a temporary table `name` (Int64, Utf8 and aware Datetime columns) for
+    the block, inside one transaction: a set of keys or bounds to join with, whatever its size,
+    instead of IN lists. Yields the name."""
+    def sql_type(dtype) -> str:
+        if isinstance(dtype, pl.Datetime):
+            return "timestamp with time zone" if connection.vendor == "postgresql" else "datetime"
+        return _SQL_TYPES[dtype]
+
+    columns = ", ".join(f'"{c}" {sql_type(t)}' for c, t in frame.schema.items())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE TEMPORARY TABLE "{name}" ({columns})')
+        try:
+            _insert(name, frame)
+            yield name
+        finally:
+            cursor.execute(f'DROP TABLE "{name}"')

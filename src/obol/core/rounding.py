@@ -39,6 +39,7 @@ class RoundingPlace(Enum):
     PRORATION = "proration"
     ALLOWANCE = "allowance"
     LOYALTY_POINTS = "loyalty_points"
+    COVERAGE = "coverage"  # money a prepaid account can pay batch-rated usage with: never more than it holds
 
     @property
     def decimals(self) -> int | None:
@@ -47,9 +48,12 @@ class RoundingPlace(Enum):
 
 # Rating keeps 6 decimals whatever the currency; showing a balance in a larger unit (seconds as
 # minutes) does too. Every other place rounds to the unit's own decimals.
-_FIXED_DECIMALS = {RoundingPlace.RATING: 6, RoundingPlace.DISPLAY: 6, RoundingPlace.LOYALTY_POINTS: 0}
-# Loyalty points are earned in whole points, always rounded down, whatever the tenant's rule.
-_FIXED_MODES = {RoundingPlace.LOYALTY_POINTS: ROUND_DOWN}
+_FIXED_DECIMALS = {RoundingPlace.RATING: 6, RoundingPlace.DISPLAY: 6, RoundingPlace.LOYALTY_POINTS: 0,
+                   RoundingPlace.COVERAGE: 6}
+# Loyalty points are earned in whole points, always rounded down, whatever the tenant's rule;
+# the money that covers batch usage is counted at the rating precision, rounded down (0.0000015
+# BTC covers 1 micro-unit, not 2).
+_FIXED_MODES = {RoundingPlace.LOYALTY_POINTS: ROUND_DOWN, RoundingPlace.COVERAGE: ROUND_DOWN}
 
 
 def round_amount(amount: Amount, place: RoundingPlace, rule: RoundingRule | str = RoundingRule.HALF_UP) -> Amount:

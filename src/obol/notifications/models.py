@@ -56,6 +56,7 @@ class Alert(TenantOwned):
         FILE_UNPARSEABLE = "file_unparseable", "File cannot be parsed"
         SUSPENSE_RATE = "suspense_rate", "Suspense rate above threshold"
         NO_TARIFF = "no_tariff", "Usage with no tariff"
+        IMPORT_INTERRUPTED = "import_interrupted", "Import stopped (a rerun resumes it)"
 
     class Severity(models.TextChoices):
         INFO = "info", "Info"

@@ -33,7 +33,7 @@ from obol.catalog.rates import from_micros, rate_frames, to_micros
 from obol.catalog.rate_models import RateTable
 from obol.core import audit, clock
 from obol.core.actors import Actor
-from obol.core.bulk import filter_in, insert_frame
+from obol.core.bulk import filter_in, insert_frame, temporary_table
 from obol.core.errors import Conflict, ObolError, ValidationFailed
 from obol.core.locks import exclusive
 from obol.core.money import Amount
@@ -99,27 +99,18 @@ def _file_row(path: Path, digest: str, fmt: str, force: bool) -> tuple[UsageFile
 
 def stored_keys(keys: pl.Series, file_id: int | None = None) -> set[str]:
     """Which of `keys` are record keys already stored as rated (of the file `file_id`, or any):
-    the keys go into a temporary table (COPY on PostgreSQL) and one join answers, whatever their number."""
-    table = RatedRecord._meta.db_table
+    the keys go into a temporary table and one join answers, whatever their number (the key
+    table drives the join: one index lookup per key, not a scan of what is stored)."""
     keys = keys.unique()
     if keys.is_empty():
         return set()
-    query = (f"SELECT r.record_key FROM {table} r JOIN obol_keys k ON k.record_key = r.record_key "
-             f"WHERE r.tenant_id = %s" + (" AND r.file_id = %s" if file_id is not None else ""))
+    query = (f"SELECT r.record_key FROM obol_keys k CROSS JOIN {RatedRecord._meta.db_table} r "
+             "WHERE r.tenant_id = %s AND r.record_key = k.record_key"
+             + (" AND r.file_id = %s" if file_id is not None else ""))
     params = [current_tenant().pk] + ([file_id] if file_id is not None else [])
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS obol_keys (record_key varchar(200) PRIMARY KEY)")
-        cursor.execute("DELETE FROM obol_keys")
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy("COPY obol_keys (record_key) FROM STDIN WITH (FORMAT csv)") as copy:
-                for part in keys.to_frame().iter_slices(100_000):
-                    copy.write(part.write_csv(include_header=False))
-        else:
-            cursor.executemany("INSERT INTO obol_keys (record_key) VALUES (%s)", keys.to_frame().rows())
+    with temporary_table("obol_keys", keys.alias("record_key").to_frame()), connection.cursor() as cursor:
         cursor.execute(query, params)
-        found = {key for (key,) in cursor.fetchall()}
-        cursor.execute("DELETE FROM obol_keys")
-    return found
+        return {key for (key,) in cursor.fetchall()}
 
 
 def _allowances(subscription_ids: list[int]) -> pl.DataFrame:
@@ -152,9 +143,8 @@ def _money(account_ids: list[int], modes: dict[int, str], currencies: dict[int, 
         usable = (unit == currencies[account_id] and not services and not groups and since <= now
                   and (until is None or until > now))
         if usable and account_id in open_accounts and account_id not in exhausted:
-            # counted at the rating place, like the prices it is compared with
-            available[account_id] += to_micros(round_amount(Amount(balance, unit), RoundingPlace.RATING,
-                                                            current_tenant().rounding).value)
+            # in micro-units like the prices it is compared with, never more than the pocket holds
+            available[account_id] += to_micros(round_amount(Amount(balance, unit), RoundingPlace.COVERAGE).value)
     return pl.DataFrame([(a, available[a]) for a in payers], orient="row",
                         schema={"account_id": pl.Int64, "available_micros": pl.Int64})
 
@@ -199,20 +189,30 @@ def _period(cycle_day: int, day):
     return period.start, period.end
 
 
-def prior_usage(group: pl.DataFrame, cycle_start, cycle_end, tz: str) -> pl.DataFrame:
-    """Billed units already stored in the cycle before the group's first record, per subscription,
-    service and rate table (what the tiers have counted when these records start)."""
+def prior_usage(group: pl.DataFrame, cycle_start, cycle_end, tz: str, resumed_file: int | None = None
+                ) -> pl.DataFrame:
+    """Billed units already stored in the cycle before each subscription's first record of the
+    group, per subscription, service and rate table (what the tiers have counted when its records
+    start). A resumed file's own stored records all come before the rest of theirs: counted too."""
     zone = ZoneInfo(tz)
-    start = datetime.combine(cycle_start, time(0), tzinfo=zone)
-    end = min(datetime.combine(cycle_end, time(0), tzinfo=zone), group["start"].min())
-    rows = filter_in(RatedRecord.objects.filter(start__gte=start, start__lt=end).order_by()
-                     .values("subscription_id", "service", "rate_table").annotate(total=Sum("billed"))
-                     .values_list("subscription_id", "service", "rate_table", "total"),
-                     "account_id", group["account_id"].unique().to_list())  # (account, start) is indexed
-    return pl.DataFrame(list(rows), orient="row", schema=PRIOR_USAGE_SCHEMA)
+    cutoffs = group.group_by("account_id", "subscription_id").agg(pl.col("start").min().alias("cutoff"))
+    if cutoffs.is_empty():
+        return pl.DataFrame(schema=PRIOR_USAGE_SCHEMA)
+    adapt = connection.ops.adapt_datetimefield_value
+    query = (f"SELECT r.subscription_id, r.service, r.rate_table, SUM(r.billed) FROM obol_cutoffs c "
+             f"CROSS JOIN {RatedRecord._meta.db_table} r WHERE r.tenant_id = %s AND r.account_id = c.account_id "
+             "AND r.subscription_id = c.subscription_id AND r.start >= %s AND r.start < %s "
+             "AND (r.start < c.cutoff OR r.file_id = %s) GROUP BY r.subscription_id, r.service, r.rate_table")
+    params = [current_tenant().pk, adapt(datetime.combine(cycle_start, time(0), tzinfo=zone)),
+              adapt(datetime.combine(cycle_end, time(0), tzinfo=zone)), resumed_file]
+    with temporary_table("obol_cutoffs", cutoffs), connection.cursor() as cursor:
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    return pl.DataFrame(rows, orient="row", schema=PRIOR_USAGE_SCHEMA)
 
 
-def rate_by_cycle(mediated: pl.DataFrame, tz: str, rounding: str, tariffs: dict | None = None):
+def rate_by_cycle(mediated: pl.DataFrame, tz: str, rounding: str, tariffs: dict | None = None,
+                  resumed_file: int | None = None):
     """Rate the records cycle by cycle (tiers count within one), each with the usage its cycle
     already has. Returns (rated, takes, unrated) over all cycles. `tariffs`: the rate frames by
     table code when the caller has them (else read for the records' tables)."""
@@ -223,8 +223,8 @@ def rate_by_cycle(mediated: pl.DataFrame, tz: str, rounding: str, tariffs: dict 
     rated, takes, unrated = [], [], []
     groups = frame.partition_by("cycle_start", "cycle_end", as_dict=True) if frame.height else {}
     for (cycle_start, cycle_end), group in sorted(groups.items()):
-        result = rate(group, tariffs, allowances, prior_usage(group, cycle_start, cycle_end, tz), tz=tz,
-                      rounding=rounding)
+        prior = prior_usage(group, cycle_start, cycle_end, tz, resumed_file)
+        result = rate(group, tariffs, allowances, prior, tz=tz, rounding=rounding)
         rated.append(result.rated)
         takes.append(result.takes)
         unrated.append(result.unrated)
@@ -252,7 +252,14 @@ def import_file(actor: Actor, path: Path, *, fmt: str, profile: dict | None = No
             held.enter_context(exclusive("usage file", digest[:16]))
         except Conflict as busy:  # the daily job goes on with its other files
             return ImportSummary(str(path), "busy", note=busy.message)
-        return _import(actor, path, digest, fmt, profile, force, chunk_size, part_size, progress)
+        try:
+            return _import(actor, path, digest, fmt, profile, force, chunk_size, part_size, progress)
+        except Conflict as refused:  # e.g. a pocket spent elsewhere between rating and booking
+            note = f"stopped: {refused.message}; the chunks stored so far stay, running it again resumes"
+            alerts.raise_alert(actor, kind="import_interrupted", subject=f"usage file {path.name} stopped",
+                               message=note, details={"file": str(path), "code": refused.code},
+                               reference=str(path))
+            return ImportSummary(str(path), "failed", note=note)
 
 
 def account_parts(mediated: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
@@ -298,7 +305,7 @@ def _import(actor, path, digest, fmt, profile, force, chunk_size, part_size, pro
     exhausted = set(RatedRecord.objects.filter(file=row, uncovered=True).values_list("account_id", flat=True))
     next_chunk = row.chunks_done  # a resumed run numbers its chunks after the committed ones
     for index, part in enumerate(account_parts(mediated, part_size)):
-        rated, takes, unrated = _rate_part(part, row.pk, tariffs, exhausted)
+        rated, takes, unrated = _rate_part(part, row.pk, tariffs, exhausted, resumed=mode == "resume")
         if index == 0:
             unrated = pl.concat([suspense, unrated], how="vertical_relaxed")
         unrated = batch.fill_raw(unrated.filter(~pl.col("line").is_in(list(done_lines))))
@@ -310,11 +317,12 @@ def _import(actor, path, digest, fmt, profile, force, chunk_size, part_size, pro
     return summary
 
 
-def _rate_part(part: pl.DataFrame, file_id: int, tariffs: dict, exhausted: set[int]):
+def _rate_part(part: pl.DataFrame, file_id: int, tariffs: dict, exhausted: set[int], resumed: bool):
     """Rate one part of a file's records and cover prepaid ones with money: (rated, takes,
     suspense rows for records without a tariff or priced in another currency)."""
     tenant = current_tenant()
-    result_rated, takes, result_unrated = rate_by_cycle(part, tenant.timezone, tenant.rounding, tariffs)
+    result_rated, takes, result_unrated = rate_by_cycle(part, tenant.timezone, tenant.rounding, tariffs,
+                                                        resumed_file=file_id if resumed else None)
     accounts = part.select("account_id", "mode", "account_currency").unique("account_id")
     modes = dict(accounts.select("account_id", "mode").rows())
     currencies = dict(accounts.select("account_id", "account_currency").rows())

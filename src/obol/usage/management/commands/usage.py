@@ -88,7 +88,7 @@ class Command(BaseCommand):
                 progress.advance(task)
         self._report(summaries, json)
         if any(s.state == "failed" for s in summaries):
-            raise CommandError("some files could not be read (see above)")
+            raise CommandError("some files could not be imported (see above)")
 
     def _report(self, summaries, as_json):
         if as_json:
