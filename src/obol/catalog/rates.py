@@ -14,6 +14,7 @@ A version without bands has the single band "all". Neither helper reads the data
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -222,12 +223,10 @@ def prefix_positions(destinations: pl.Series, destination_sets: pl.Series, prefi
     offset = prefix_sets.cast(pl.Int64) * _SET_SPAN
     lows = (offset + prefixes.cast(pl.Int64) * scale * 16 + length).to_list()
     highs = (offset + (prefixes.cast(pl.Int64) + 1) * scale * 16).to_list()
-    starts, owners = _segments(lows, highs)
-    head = destinations.str.extract(f"^([0-9]{{0,{_MAX_DIGITS}}})", 1)
-    head_length = head.str.len_chars().cast(pl.Int64)
+    starts, owners = _segments(tuple(lows), tuple(highs))
+    head_value, head_length = _digit_heads(destinations)
     points = (destination_sets.cast(pl.Int64) * _SET_SPAN
-              + head.cast(pl.Int64, strict=False).fill_null(0) * _POW10.gather(_MAX_DIGITS - head_length) * 16
-              + head_length)
+              + head_value * _POW10.gather(_MAX_DIGITS - head_length) * 16 + head_length)
     found = pl.select(
         pl.when(pl.lit(points).is_not_null() & pl.lit(destination_sets).is_between(0, _MAX_SETS - 1))
         .then(pl.lit(starts).search_sorted(pl.lit(points), side="right").cast(pl.Int64) - 1)
@@ -236,9 +235,30 @@ def prefix_positions(destinations: pl.Series, destination_sets: pl.Series, prefi
     return owners.gather(segment).alias("position")
 
 
-def _segments(lows: list[int], highs: list[int]) -> tuple[pl.Series, pl.Series]:
+def _digit_heads(destinations: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The value and length of each destination's leading digits (at most _MAX_DIGITS); null
+    destination: null. Fast path: the first _MAX_DIGITS characters read as an integer (they are
+    all digits when that works and no sign leads); the rest (signs, other characters) by a regex."""
+    head = destinations.str.slice(0, _MAX_DIGITS)
+    value = head.cast(pl.Int64, strict=False)
+    length = head.str.len_chars().cast(pl.Int64)
+    empty = length == 0
+    other = (value.is_null() & ~empty) | head.str.starts_with("+") | head.str.starts_with("-")
+    value = pl.select(pl.when(empty).then(pl.lit(0, pl.Int64)).otherwise(value)).to_series()
+    if other.any():
+        rows = other.arg_true()
+        digits = destinations.gather(rows).str.extract(f"^([0-9]{{0,{_MAX_DIGITS}}})", 1)
+        value = value.scatter(rows, digits.cast(pl.Int64, strict=False).fill_null(0))
+        length = length.scatter(rows, digits.str.len_chars().cast(pl.Int64))
+    return value, length
+
+
+@functools.lru_cache(maxsize=8)
+def _segments(lows: tuple[int, ...], highs: tuple[int, ...]) -> tuple[pl.Series, pl.Series]:
     """Cut nested-or-disjoint intervals into segments (sorted starts) each owned by the innermost
-    interval covering it (its position), or by none (null). A sweep over the prefixes, not the records."""
+    interval covering it (its position), or by none (null). A sweep over the prefixes, not the records.
+    Cached by the intervals themselves: rating the batches of one file (cycles, partitions) against
+    the same tariffs cuts them once."""
     order = sorted(range(len(lows)), key=lambda i: (lows[i], -highs[i]))
     starts: list[int] = []
     owners: list[int | None] = []
@@ -299,7 +319,43 @@ def time_bands(starts_utc: pl.Series, tz: str, bands: pl.DataFrame, holidays: pl
 
 
 def local_times(starts_utc: pl.Series, tz: str) -> pl.DataFrame:
-    """weekday (ISO), second of the day and date of each start in zone `tz`."""
+    """weekday (ISO), second of the day and date of each start in zone `tz` (a naive series is UTC).
+
+    Integer arithmetic on the UTC seconds plus the zone's UTC offset, which is looked up once per
+    distinct UTC hour of the starts (not converted per record): the offset is sampled at every
+    minute of the hour and its last second; an hour where it changes (a zone transition inside it)
+    is converted record by record, exactly as before. Same results as converting every start."""
+    per_second = {"ns": 10 ** 9, "us": 10 ** 6, "ms": 10 ** 3}[starts_utc.dtype.time_unit or "us"]
+    seconds = starts_utc.cast(pl.Int64) // per_second
+    hours = seconds // 3600
+    distinct = hours.drop_nulls().unique().sort()
+    if len(distinct) == 0 or len(distinct) * 61 > max(len(starts_utc), 1_000_000):
+        return _converted_local_times(starts_utc, tz)
+    samples = pl.DataFrame({"hour": distinct}).join(
+        pl.DataFrame({"at": [*range(0, 3600, 60), 3599]}, schema={"at": pl.Int64}), how="cross").with_columns(
+        (pl.col("hour") * 3600 + pl.col("at")).alias("utc"))
+    zoned = (samples["utc"] * 10 ** 6).cast(pl.Datetime("us", "UTC")).dt.convert_time_zone(tz)
+    offsets = (samples.with_columns((zoned.dt.replace_time_zone(None).cast(pl.Int64) // 10 ** 6
+                                     - pl.col("utc")).alias("offset"))
+               .group_by("hour").agg(pl.col("offset").min().alias("low"), pl.col("offset").max().alias("high"))
+               .sort("hour"))
+    constant = pl.select(pl.when(offsets["low"] == offsets["high"]).then(offsets["low"])).to_series()
+    found = distinct.search_sorted(hours, side="left")
+    offset = constant.gather(pl.select(pl.when(hours.is_not_null()).then(found)).to_series())
+    local = seconds + offset
+    day = local // 86400
+    frame = pl.DataFrame({"weekday": (day + 3) % 7 + 1, "second": local % 86400, "day": day.cast(pl.Date)})
+    changing = offset.is_null() & seconds.is_not_null()
+    if changing.any():  # hours with a transition: convert those records one by one
+        rows = changing.arg_true()
+        exact = _converted_local_times(starts_utc.gather(rows), tz)
+        frame = pl.DataFrame({name: frame[name].scatter(rows, exact[name]) for name in frame.columns})
+    return frame
+
+
+def _converted_local_times(starts_utc: pl.Series, tz: str) -> pl.DataFrame:
+    if starts_utc.dtype.time_zone is None:
+        starts_utc = starts_utc.dt.replace_time_zone("UTC")
     local = starts_utc.dt.convert_time_zone(tz)
     return pl.DataFrame({
         "weekday": local.dt.weekday().cast(pl.Int64),
@@ -332,12 +388,31 @@ def band_positions(local: pl.DataFrame, windows: pl.DataFrame, holidays: pl.Data
                .with_columns(((pl.col("_set") * (2 * _DAY_BASE) + pl.col("day").cast(pl.Int64) + _DAY_BASE) * 86400
                               + pl.col("from_s")).alias("key"))
                .sort("key", maintain_order=True))
+    if on_days.height:  # only the holidays among the records' days (often none: no search at all)
+        on_days = on_days.filter(pl.col("day").is_between(local["day"].min(), local["day"].max()))
     record_set = pl.col("_set").cast(pl.Int64)
     week_key = (record_set * 8 + pl.col("weekday")) * 86400 + pl.col("second")
+    if on_days.height == 0:
+        return local.select(_segment_owner(weekly, week_key).alias("position")).to_series()
     day_key = (record_set * (2 * _DAY_BASE) + pl.col("day").cast(pl.Int64) + _DAY_BASE) * 86400 + pl.col("second")
     return local.select(
-        pl.coalesce(_containing(on_days, day_key, pl.col("second")),
-                    _containing(weekly, week_key, pl.col("second"))).alias("position")).to_series()
+        pl.coalesce(_segment_owner(on_days, day_key), _segment_owner(weekly, week_key)).alias("position")).to_series()
+
+
+def _segment_owner(windows: pl.DataFrame, key: pl.Expr) -> pl.Expr:
+    """`_containing` of every record's `key` (block * 86400 + second, 0 <= second < 86400) by one
+    binary search: `_containing` is constant between the points where a window starts, ends or
+    its block ends, so it is evaluated once at those (few) points and each key takes the value of
+    the last point at or before it."""
+    if windows.height == 0:
+        return pl.lit(None, pl.UInt32)
+    block = windows["key"] // 86400 * 86400
+    points = (pl.concat([windows["key"], block + windows["to_s"], block + 86400]).unique().sort()
+              .alias("point"))
+    owners = pl.DataFrame({"point": points}).select(
+        _containing(windows, pl.col("point"), pl.col("point") % 86400)).to_series()
+    found = pl.lit(points).search_sorted(key, side="right").cast(pl.Int64) - 1
+    return pl.lit(owners).gather(pl.when(key.is_not_null() & (found >= 0)).then(found))
 
 
 def _containing(windows: pl.DataFrame, key: pl.Expr, second: pl.Expr) -> pl.Expr:

@@ -20,49 +20,107 @@ from __future__ import annotations
 import polars as pl
 
 TAKES = {"record_key": pl.String, "pocket_id": pl.Int64, "quantity": pl.Int64}
-_KEYS = ["subscription_id", "service"]
+_KEYS = ["subscription_id", "_svc"]
 _POCKET = ["pocket_id", "remaining", "valid_from", "valid_until", "destination_groups", "_restricted"]
 
 
-def consume(demand: pl.DataFrame, allowances: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
-    """`demand`: _row, record_key, subscription_id, service, start, destination_group, quantity, in
-    chronological order (start, then record_key). Returns `included` (one value per demand row, in
-    its order) and the takes (record_key, pocket_id, quantity), ordered by _row then pocket."""
-    pockets = _ordered_pockets(allowances, demand)
-    rounds = int(pockets["_rank"].max() or 0) if pockets.height else 0
-    if rounds == 0:
-        return pl.Series("included", [0] * demand.height, dtype=pl.Int64), pl.DataFrame(schema=TAKES)
-    work = demand.select("_row", "record_key", *_KEYS, "start", "destination_group",
-                         pl.col("quantity").alias("_need"))
+def consume(demand: pl.DataFrame, allowances: pl.DataFrame, groups: list[str]) -> tuple[pl.Series, pl.DataFrame]:
+    """`demand`: subscription_id, service, start, _g (the destination group's index in `groups`),
+    quantity, in chronological order (start, then record_key). Returns `included` (one value per
+    demand row, in its order) and the takes (_at: the demand row, pocket_id, quantity)."""
+    n = demand.height
+    pockets = _ordered_pockets(allowances)
+    no_takes = pl.DataFrame(schema={"_at": pl.UInt32, "pocket_id": pl.Int64, "quantity": pl.Int64})
+    if pockets.height == 0 or n == 0:
+        return pl.repeat(0, n, dtype=pl.Int64, eager=True).alias("included"), no_takes
+    # the service as a small integer (the pockets' services; others have no pocket)
+    services = pockets["service"].unique(maintain_order=True).to_list()
+    pockets = pockets.with_columns(_service_code(pl.col("service"), services))
+    restricted = bool(pockets["_restricted"].any())
+    bounded = bool(pockets["valid_from"].is_not_null().any() or pockets["valid_until"].is_not_null().any())
+    # only records that can meet a pocket (their subscription and service has one) and need units;
+    # start and group only when some pocket has a validity bound or destination groups
+    work = (demand.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"), "subscription_id",
+                          _service_code(pl.col("service"), services), *(["start"] if bounded else []),
+                          *(["_g"] if restricted else []), pl.col("quantity").alias("_need"))
+            .filter(pl.col("_svc").is_not_null() & (pl.col("_need") > 0)))
+    ids = pl.concat([work["subscription_id"], pockets["subscription_id"]])
+    keys = _KEYS
+    if ids.null_count() == 0 and (ids.min() or 0) >= 0 and (ids.max() or 0) < (1 << 62) // (len(services) + 1):
+        keys = ["_key"]  # one integer join key
+        single = (pl.col("subscription_id") * len(services) + pl.col("_svc")).alias("_key")
+        work = work.with_columns(single).drop("subscription_id", "_svc")
+        pockets = pockets.with_columns(single)
+    quantity = demand["quantity"]
+    included = quantity * 0  # (null for a null quantity, as quantity - need)
     takes = []
-    for rank in range(1, rounds + 1):
-        pocket = pockets.filter(pl.col("_rank") == rank).select(*_KEYS, *_POCKET)
-        # every record meets the rank-th pocket of its subscription and service (if any); those not
-        # eligible need 0 from it, so the running sum of need per pocket is the chronological demand
-        joined = work.join(pocket, on=_KEYS, how="left", maintain_order="left")
-        eligible = (pl.col("pocket_id").is_not_null() & (pl.col("_need") > 0)
-                    & (pl.col("valid_from").is_null() | (pl.col("start") >= pl.col("valid_from")))
-                    & (pl.col("valid_until").is_null() | (pl.col("start") < pl.col("valid_until"))))
-        if pockets["_restricted"].any():
-            eligible = eligible & (~pl.col("_restricted").fill_null(False)
-                                   | pl.col("destination_groups").list.contains(pl.col("destination_group"))
-                                   .fill_null(False))
+    for rank in range(1, int(pockets["_rank"].max()) + 1):
+        if work.height == 0:
+            break
+        pocket = pockets.filter(pl.col("_rank") == rank).with_row_index("_p")
+
+        def of_pocket(name: str) -> pl.Expr:
+            return pl.lit(pocket[name]).gather(pl.col("_p"))
+
+        # every record meets the rank-th pocket of its subscription and service (if any; a record
+        # without one has no later pocket either); those not eligible need 0 from it, so the running
+        # sum of need per pocket is the chronological demand
+        joined = work.join(pocket.select(*keys, "_p"), on=keys, how="inner", maintain_order="left")
+        if rank == 1:
+            # grouped by pocket, chronological within (_at): each pocket's records are one run and
+            # its running sum a cumulative sum; later rounds keep this order (a subscription and
+            # service has one pocket per rank)
+            joined = _by_pocket(joined, n)
+        eligible = pl.lit(True)
+        if bounded:
+            eligible = ((of_pocket("valid_from").is_null() | (pl.col("start") >= of_pocket("valid_from")))
+                        & (of_pocket("valid_until").is_null() | (pl.col("start") < of_pocket("valid_until"))))
+        if restricted:
+            group = pl.lit(pl.Series(groups, dtype=pl.String)).gather(pl.col("_g"))
+            eligible = eligible & (~of_pocket("_restricted")
+                                   | of_pocket("destination_groups").list.contains(group).fill_null(False))
         joined = joined.with_columns(pl.when(eligible).then(pl.col("_need")).otherwise(0).alias("_wants"))
-        joined = joined.with_columns(pl.col("_wants").cum_sum().over("pocket_id").alias("_after"))
-        take = (pl.min_horizontal(pl.col("_after"), pl.col("remaining"))
-                - pl.min_horizontal(pl.col("_after") - pl.col("_wants"), pl.col("remaining"))).clip(0).fill_null(0)
-        joined = joined.with_columns(take.alias("_take"))
-        takes.append(joined.filter(pl.col("_take") > 0).select("_row", "record_key", "pocket_id",
+        total = pl.col("_wants").cum_sum()
+        first = pl.col("_p").ne_missing(pl.col("_p").shift())
+        joined = joined.with_columns(
+            (total - pl.when(first).then(total - pl.col("_wants")).forward_fill()).alias("_after"))
+        remaining = of_pocket("remaining")
+        take = (pl.min_horizontal(pl.col("_after"), remaining)
+                - pl.min_horizontal(pl.col("_after") - pl.col("_wants"), remaining)).clip(0).fill_null(0)
+        joined = joined.with_columns(take.alias("_take")).with_columns((pl.col("_need") - pl.col("_take")).alias("_left"))
+        takes.append(joined.filter(pl.col("_take") > 0).select("_at", of_pocket("pocket_id"),
                                                                pl.col("_take").alias("quantity")))
-        work = joined.select(*work.columns[:-1], (pl.col("_need") - pl.col("_take")).alias("_need"))
-    included = (demand["quantity"] - work["_need"]).alias("included")
-    all_takes = pl.concat([pl.DataFrame(schema={"_row": pl.UInt32, **TAKES}),
-                           *[t.select(pl.col("_row").cast(pl.UInt32), *[pl.col(c).cast(d) for c, d in TAKES.items()])
-                             for t in takes]])
-    return included, all_takes.sort("_row", "pocket_id", maintain_order=True).select(list(TAKES))
+        at = joined["_at"]
+        included = included.scatter(at, quantity.gather(at) - joined["_left"])
+        work = (joined.select(*[c for c in work.columns if c != "_need"], pl.col("_left").alias("_need"))
+                .filter(pl.col("_need") > 0))
+    all_takes = pl.concat([no_takes, *[t.select(pl.col("_at").cast(pl.UInt32), pl.col("pocket_id").cast(pl.Int64),
+                                                pl.col("quantity").cast(pl.Int64)) for t in takes]])
+    # by record, then pocket; a round takes at most once per record, so one round is ordered by _at
+    all_takes = all_takes.sort("_at", "pocket_id") if len(takes) > 1 else all_takes[all_takes["_at"].arg_sort()]
+    return included.alias("included"), all_takes
 
 
-def _ordered_pockets(allowances: pl.DataFrame, demand: pl.DataFrame) -> pl.DataFrame:
+def _service_code(service: pl.Expr, services: list[str]) -> pl.Expr:
+    """The index of `service` in `services` (null: none): comparisons for a few, a lookup for many."""
+    if len(services) > 8:
+        return service.replace_strict({s: i for i, s in enumerate(services)}, default=None,
+                                      return_dtype=pl.Int64).alias("_svc")
+    code = pl.lit(None, pl.Int64)
+    for i, name in reversed(list(enumerate(services))):
+        code = pl.when(service == name).then(pl.lit(i, pl.Int64)).otherwise(code)
+    return code.alias("_svc")
+
+
+def _by_pocket(joined: pl.DataFrame, n: int) -> pl.DataFrame:
+    """`joined` ordered by pocket (_p, its row in the round's pockets), then _at (its chronological
+    position): one sort of unique integer keys."""
+    if joined.height == 0:
+        return joined
+    return joined[(joined["_p"].cast(pl.Int64) * n + joined["_at"].cast(pl.Int64)).arg_sort()]
+
+
+def _ordered_pockets(allowances: pl.DataFrame) -> pl.DataFrame:
     usable = (allowances.select(
         pl.col("pocket_id").cast(pl.Int64), pl.col("subscription_id").cast(pl.Int64),
         pl.col("service").cast(pl.String), pl.col("remaining").cast(pl.Int64),
@@ -71,7 +129,7 @@ def _ordered_pockets(allowances: pl.DataFrame, demand: pl.DataFrame) -> pl.DataF
         pl.col("destination_groups").fill_null([]).cast(pl.List(pl.String)))
         .filter(pl.col("remaining") > 0))
     return (usable.with_columns((pl.col("destination_groups").list.len() > 0).alias("_restricted"))
-            .sort(*_KEYS, "_restricted", "priority", "valid_until", "pocket_id", nulls_last=True,
+            .sort("subscription_id", "service", "_restricted", "priority", "valid_until", "pocket_id", nulls_last=True,
                   descending=[False, False, True, False, False, False])
             .with_row_index("_at")
             # rank within the (sorted) subscription and service: rows since the group's first row

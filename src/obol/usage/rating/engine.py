@@ -22,8 +22,8 @@ import polars as pl
 
 from obol.catalog.rates import RateFrames
 from obol.usage.rating import allowances as allowance_rules
-from obol.usage.rating.lookup import locate
 from obol.catalog.rates import MICROS
+from obol.usage.rating.lookup import _Catalog, locate, reasons
 from obol.usage.rating.pricing import billed_expr, price, unit_factor
 from obol.usage.rating.tiers import tier_amounts, tier_bounds
 
@@ -37,7 +37,9 @@ RATED_COLUMNS = {
     "included": pl.Int64, "charged": pl.Int64, "billed": pl.Int64, "price_micros": pl.Int64,
     "currency": pl.String,
 }
-_TIER_KEYS = ["subscription_id", "service", "rate_table"]
+# What pricing needs of a record's rate row (gathered by its code; units already turned into factors).
+_PRICED_BY = ("price_micros", "first_increment_s", "next_increment_s", "minimum_charge_micros",
+              "connection_fee_micros", "_factor", "_rounding_factor")
 
 
 @dataclass(frozen=True)
@@ -61,22 +63,54 @@ def rate(records: pl.DataFrame, tariffs: Mapping[str, RateFrames], allowances: p
     # records over in that order already; then this is one check, not a sort.
     work, reordered = _chronological(work)
 
-    work = locate(work, tariffs, tz)
-    unrated = work.filter(pl.col("reason").is_not_null())
-    ok = work.filter(pl.col("reason").is_null()).drop("reason")
+    # Records carry small integer codes (table, version, group, band, rate row) through every
+    # step; the strings of the output are gathered from them once, at the end.
+    catalog = _Catalog(tariffs)
+    codes = locate(work, catalog, tz)
+    found = codes["_r"].is_not_null()
+    if found.all():
+        ok, unrated = work, work.clear().with_columns(pl.lit(None, pl.String).alias("reason"))
+    else:
+        unrated = work.filter(~found).with_columns(reasons(codes.filter(~found)))
+        ok, codes = work.filter(found), codes.filter(found)
+    r = codes["_r"]
+    # what pricing needs of the rate rows, computed per rate row (not per record), then gathered
+    rates = catalog.rates.select(*_PRICED_BY, pl.col("tier_model").is_not_null().alias("_by_tiers"))
 
     included, takes = allowance_rules.consume(
-        ok.select("_row", "record_key", "subscription_id", "service", "start", "destination_group", "quantity"),
-        allowances)
-    ok = ok.with_columns(included.alias("included")).with_columns(
-        (pl.col("quantity") - pl.col("included")).alias("charged"))
-    ok = ok.with_columns(billed_expr(pl.col("service_kind"), pl.col("charged"), pl.col("_rounding_factor"))
-                         .alias("billed"))
-    ok = price(ok, _tiered(ok, prior_usage, tier_bounds(tariffs, MICROS, unit_factor), list(tariffs)), rounding)
+        pl.DataFrame({"subscription_id": ok["subscription_id"], "service": ok["service"], "start": ok["start"],
+                      "_g": codes["_g"], "quantity": ok["quantity"]}),
+        allowances, catalog.groups)
+    priced = pl.DataFrame({
+        "service_kind": ok["service_kind"], "charged": ok["quantity"] - included,
+        **{name: rates[name].gather(r) for name in rates.columns},
+    })
+    priced = priced.with_columns(billed_expr(pl.col("service_kind"), pl.col("charged"), pl.col("_rounding_factor"))
+                                 .alias("billed"))
+    tiered = _tiered(ok, codes, priced["billed"], prior_usage, catalog,
+                     tier_bounds(tariffs, MICROS, unit_factor))
+    if tiered is not None:
+        priced = priced.with_columns(tiered)
+    price_micros = price(priced, tiered is not None, rounding)
+    # built from the columns as they are (a select would first copy the input into one chunk)
+    rated = pl.DataFrame([
+        *[ok[c] for c in inputs],
+        pl.Series("destination_group", catalog.groups, dtype=pl.String).gather(codes["_g"]),
+        pl.Series("time_band", catalog.bands, dtype=pl.String).gather(codes["_b"]),
+        catalog.versions["version_id"].gather(codes["_v"]).alias("tariff_version_id"),
+        included.alias("included"), priced["charged"], priced["billed"], price_micros.alias("price_micros"),
+        pl.Series("currency", catalog.currencies, dtype=pl.String).gather(codes["_t"]),
+    ])
+    if any(rated.schema[c] != d for c, d in RATED_COLUMNS.items()):
+        rated = rated.with_columns(*[pl.col(c).cast(d) for c, d in RATED_COLUMNS.items()])
+    rows = ok["_row"]
+    # consume gives the takes by record (its chronological position _at), then pocket
     if reordered:
-        ok, unrated = ok.sort("_row"), unrated.sort("_row")
-    rated = ok.select(*inputs, *[pl.col(c).cast(d) for c, d in RATED_COLUMNS.items() if c != "price_micros"],
-                      pl.col("price_micros_out").alias("price_micros")).select(*inputs, *RATED_COLUMNS)
+        takes = takes.with_columns(rows.gather(takes["_at"]).alias("_row")).sort("_row", "pocket_id")
+    takes = pl.DataFrame([ok["record_key"].gather(takes["_at"]), takes["pocket_id"], takes["quantity"]])
+    if reordered:
+        rated = rated.gather(rows.arg_sort()) if rated.height else rated
+        unrated = unrated.sort("_row")
     return Rated(rated, takes, unrated.select(*inputs, "reason"))
 
 
@@ -91,23 +125,50 @@ def _chronological(work: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
     return work.sort("start", "record_key"), True
 
 
-def _tiered(ok: pl.DataFrame, prior_usage: pl.DataFrame, bounds: pl.DataFrame, codes: list[str]) -> pl.DataFrame:
-    """(_row, _whole, _rest) of the records priced by tiers. Their counter `cum_before` is the
-    subscription's billed units of the rate table in the cycle before each record: `quantity_before`
-    plus this batch's earlier records (all records of a table with tiers count, in time order)."""
-    tiered_tables = bounds["rate_table"].unique().to_list()
-    if not tiered_tables or not ok["tier_model"].is_not_null().any():
-        return pl.DataFrame(schema={"_row": pl.UInt32, "_whole": pl.Int64, "_rest": pl.Int64})
-    counted = ok.filter(pl.col("rate_table").is_in(tiered_tables)).select(
-        "_row", "subscription_id", "service", "rate_table", "rate_id", "tier_model", "billed", "_factor")
+def _tiered(ok: pl.DataFrame, codes: pl.DataFrame, billed: pl.Series, prior_usage: pl.DataFrame,
+            catalog: _Catalog, bounds: pl.DataFrame) -> list[pl.Series] | None:
+    """`_whole` and `_rest` (one value per record; null for records not priced by tiers), or None
+    when no record is priced by tiers (then every record is priced flat). The counter `cum_before`
+    is the subscription's billed units of the rate table in the cycle before each record:
+    `quantity_before` plus this batch's earlier records (all records of a table with tiers count,
+    in time order)."""
+    tiered_tables = [catalog.table_index[c] for c in bounds["rate_table"].unique().to_list()
+                     if c in catalog.table_index]
+    by_tiers = catalog.rates["tier_model"].is_not_null().gather(codes["_r"])
+    if not tiered_tables or not by_tiers.any():
+        return None
+    # the tiers of each catalog rate row (k-th tier of row r), from the (small) bounds
+    per_rate = (catalog.rates.with_row_index("_r").select("_r", "_t", "rate_id")
+                .join(bounds.with_columns(pl.col("rate_table").replace_strict(catalog.table_index, default=None,
+                                                                              return_dtype=pl.Int64).alias("_t")),
+                      on=["_t", "rate_id"], how="inner")
+                .sort("_r", "position", maintain_order=True)
+                .with_columns(pl.int_range(pl.len()).over("_r").alias("_k")))
+    has_tiers = pl.repeat(False, catalog.rates.height, dtype=pl.Boolean, eager=True)
+    if per_rate.height:
+        has_tiers = has_tiers.scatter(per_rate["_r"].unique(), True)
+    if not (by_tiers & has_tiers.gather(codes["_r"])).any():
+        return None
+    counted_at = codes["_t"].is_in(tiered_tables).arg_true()
+    counted = pl.DataFrame({
+        "_at": counted_at, "subscription_id": ok["subscription_id"].gather(counted_at),
+        "service": ok["service"].gather(counted_at), "_t": codes["_t"].gather(counted_at),
+        "_r": codes["_r"].gather(counted_at), "billed": billed.gather(counted_at)})
+    keys = ["subscription_id", "service", "_t"]
     prior = (prior_usage.select(pl.col("subscription_id").cast(pl.Int64), pl.col("service").cast(pl.String),
-                                pl.col("rate_table").cast(pl.String),
+                                pl.col("rate_table").cast(pl.String)
+                                .replace_strict(catalog.table_index, default=None, return_dtype=pl.UInt32).alias("_t"),
                                 pl.col("quantity_before").cast(pl.Int64))
-             .group_by(_TIER_KEYS).agg(pl.col("quantity_before").sum()))
-    running = pl.col("billed").cum_sum().over(_TIER_KEYS) - pl.col("billed")
+             .filter(pl.col("_t").is_not_null())
+             .group_by(keys).agg(pl.col("quantity_before").sum()))
+    running = pl.col("billed").cum_sum().over(keys) - pl.col("billed")
     if prior.height:
-        counted = counted.join(prior, on=_TIER_KEYS, how="left", maintain_order="left").with_columns(
+        counted = counted.join(prior, on=keys, how="left", maintain_order="left").with_columns(
             (pl.col("quantity_before").fill_null(0) + running).alias("cum_before"))
     else:
         counted = counted.with_columns(running.alias("cum_before"))
-    return tier_amounts(counted.filter(pl.col("tier_model").is_not_null()), bounds)
+    counted = counted.filter(pl.lit(by_tiers).gather(pl.col("_at")))
+    whole, rest = tier_amounts(counted, per_rate, catalog.rates)
+    n = ok.height
+    return [pl.repeat(None, n, dtype=pl.Int64, eager=True).scatter(counted["_at"], whole).alias("_whole"),
+            pl.repeat(None, n, dtype=pl.Int64, eager=True).scatter(counted["_at"], rest).alias("_rest")]

@@ -19,28 +19,22 @@ from obol.usage.rating.pricing import DEFAULT_DATA_ROUNDING_UNIT, unit_factor
 
 REASONS = ("no_rate_table", "no_tariff_version", "no_destination", "no_rate")
 
-# The columns of the rate row a record carries into pricing.
+# The columns of the rate rows (pricing gathers what it needs by each record's rate row code).
 RATE_COLUMNS = {
     "rate_id": pl.Int64, "price_micros": pl.Int64, "unit": pl.String, "first_increment_s": pl.Int64,
     "next_increment_s": pl.Int64, "minimum_charge_micros": pl.Int64, "connection_fee_micros": pl.Int64,
     "rounding_unit": pl.String, "tier_model": pl.String,
 }
-LOCATED = {"tariff_version_id": pl.Int64, "destination_group": pl.String, "time_band": pl.String,
-           "currency": pl.String, "reason": pl.String}
-# What pricing needs of the rate row (units are already turned into factors).
-PRICED_BY = ("rate_id", "price_micros", "first_increment_s", "next_increment_s", "minimum_charge_micros",
-             "connection_fee_micros", "tier_model", "_factor", "_rounding_factor")
 _DATE_BASE = 1 << 31
 
 
-def locate(records: pl.DataFrame, tariffs: Mapping[str, RateFrames], tz: str) -> pl.DataFrame:
-    """`records` (rate_table, start, destination, ...) with the columns of LOCATED, PRICED_BY and
-    `_t` (the table's index) added, row for row; `reason` null when a rate was found."""
-    codes = list(tariffs)
-    catalog = _Catalog(tariffs)
+def locate(records: pl.DataFrame, catalog: "_Catalog", tz: str) -> pl.DataFrame:
+    """For each of `records` (rate_table, start, destination), row for row, the integer codes of
+    its table `_t`, version `_v`, group `_g`, band `_b` and rate row `_r` (indexes into the
+    catalog's tables; null: not found). `_r` is null exactly when the record is unrated
+    (`reasons` tells why). Strings are gathered from the codes only at the end (`engine`)."""
     local = local_times(records["start"], tz)
-    table = records["rate_table"].replace_strict({c: i for i, c in enumerate(codes)}, default=None,
-                                                 return_dtype=pl.Int64)
+    table = records["rate_table"].replace_strict(catalog.table_index, default=None, return_dtype=pl.Int64)
     version = _versions_at(catalog.versions, table, local["day"])
     group = catalog.versions["_g_default"].gather(version)
     if catalog.prefixes.height:
@@ -49,23 +43,19 @@ def locate(records: pl.DataFrame, tariffs: Mapping[str, RateFrames], tz: str) ->
         group = group.zip_with(group.is_not_null(), catalog.prefixes["_g"].gather(matched))
     band = _bands(catalog, local.with_columns(version.alias("_set")))
     g, b = len(catalog.groups), len(catalog.bands)
-    key = (version * g + group) * b + band
-    rate = catalog.rate_index.gather(key)
-    columns = {
-        "tariff_version_id": catalog.versions["version_id"].gather(version),
-        "destination_group": pl.Series(catalog.groups, dtype=pl.String).gather(group),
-        "time_band": pl.Series(catalog.bands, dtype=pl.String).gather(band),
-        **{name: catalog.rates[name].gather(rate) for name in PRICED_BY},
-        "currency": pl.Series(catalog.currencies, dtype=pl.String).gather(table),
-        "_t": table,
-    }
-    located = pl.DataFrame(columns)
-    reason = (pl.when(pl.col("_t").is_null()).then(pl.lit("no_rate_table"))
-              .when(pl.col("tariff_version_id").is_null()).then(pl.lit("no_tariff_version"))
-              .when(pl.col("destination_group").is_null()).then(pl.lit("no_destination"))
-              .when(pl.col("rate_id").is_null()).then(pl.lit("no_rate"))
-              .otherwise(pl.lit(None, pl.String)).alias("reason"))
-    return pl.concat([records, located.with_columns(reason)], how="horizontal")
+    rate = catalog.rate_index.gather((version * g + group) * b + band)
+    # indexes as UInt32: what `gather` takes without a conversion
+    return pl.DataFrame({"_t": table, "_v": version, "_g": group, "_b": band, "_r": rate}).cast(pl.UInt32)
+
+
+def reasons(codes: pl.DataFrame) -> pl.Series:
+    """The reason (REASONS) of each row of `locate`'s codes; null when it has a rate."""
+    return codes.select(
+        pl.when(pl.col("_t").is_null()).then(pl.lit("no_rate_table"))
+        .when(pl.col("_v").is_null()).then(pl.lit("no_tariff_version"))
+        .when(pl.col("_g").is_null()).then(pl.lit("no_destination"))
+        .when(pl.col("_r").is_null()).then(pl.lit("no_rate"))
+        .otherwise(pl.lit(None, pl.String)).alias("reason")).to_series()
 
 
 class _Catalog:
@@ -73,6 +63,8 @@ class _Catalog:
     `_v` (global index), group and band (indexes into `groups` / `bands`). Small: built per call."""
 
     def __init__(self, tariffs: Mapping[str, RateFrames]):
+        self.codes = list(tariffs)
+        self.table_index = {code: i for i, code in enumerate(self.codes)}
         self.currencies = [frames.currency for frames in tariffs.values()]
         versions, prefixes, rates, windows, holidays = [], [], [], [], []
         for t, frames in enumerate(tariffs.values()):
@@ -147,8 +139,8 @@ class _Catalog:
             .alias("_rounding_factor"))
         size = max(self.versions.height, 1) * len(self.groups or [None]) * len(self.bands)
         keys = (self.rates["_v"] * len(self.groups) + self.rates["_g"]) * len(self.bands) + self.rates["_b"]
-        self.rate_index = pl.Series("rate", [None] * size, dtype=pl.Int64).scatter(
-            keys, pl.int_range(0, self.rates.height, eager=True, dtype=pl.Int64))
+        self.rate_index = pl.Series("rate", [None] * size, dtype=pl.UInt32).scatter(
+            keys, pl.int_range(0, self.rates.height, eager=True, dtype=pl.UInt32))
 
 
 def _versions_at(versions: pl.DataFrame, table: pl.Series, day: pl.Series) -> pl.Series:
@@ -156,6 +148,14 @@ def _versions_at(versions: pl.DataFrame, table: pl.Series, day: pl.Series) -> pl
     on or before it (a binary search over the versions sorted by table and date)."""
     if versions.height == 0:
         return pl.Series("_v", [None] * len(table), dtype=pl.Int64)
+    if versions["_t"].is_unique().all():  # one version per table: in force from its date on
+        at = versions.select(pl.col("_t").cast(pl.Int64), "_v", "effective_from").sort("_t")
+        size = max(int(at["_t"].max()), int(table.max() if table.max() is not None else 0)) + 1
+        dense = pl.repeat(None, size, dtype=pl.Int64, eager=True).scatter(
+            at["_t"], pl.int_range(0, at.height, eager=True))
+        row = dense.gather(table)
+        return pl.select(pl.when(day >= at["effective_from"].gather(row)).then(at["_v"].gather(row))
+                         ).to_series().alias("_v")
     keys = versions["_t"] * (2 * _DATE_BASE) + versions["effective_from"].cast(pl.Int64) + _DATE_BASE
     wanted = table * (2 * _DATE_BASE) + day.cast(pl.Int64) + _DATE_BASE
     found = pl.select(pl.when(wanted.is_not_null()).then(
@@ -171,6 +171,10 @@ def _bands(catalog: _Catalog, local: pl.DataFrame) -> pl.Series:
     if catalog.windows.height == 0:
         return pl.Series("_b", [everything] * local.height, dtype=pl.Int64)
     position = band_positions(local, catalog.windows, catalog.holidays)
-    banded = local["_set"].is_in(list(catalog.with_bands))
+    if len(catalog.with_bands) == catalog.versions.height:
+        return catalog.windows["_b"].gather(position).alias("_b")
+    with_bands = pl.repeat(False, catalog.versions.height, dtype=pl.Boolean, eager=True).scatter(
+        list(catalog.with_bands), True)
+    banded = with_bands.gather(local["_set"])
     return pl.select(pl.when(banded).then(catalog.windows["_b"].gather(position))
                      .otherwise(pl.lit(everything, pl.Int64))).to_series().alias("_b")

@@ -57,21 +57,21 @@ def rounded_div(whole: pl.Expr, numerator: pl.Expr, denominator: pl.Expr, rule: 
     return base + up.cast(pl.Int64)
 
 
-def price(frame: pl.DataFrame, tiered: pl.DataFrame, rule: str) -> pl.DataFrame:
-    """`frame` has _row, the rate columns, `charged`, `billed` and `_factor`; `tiered` the
-    (_row, _whole, _rest) of its tiered records (`tiers.tier_amounts`). Adds `price_micros_out`."""
+def price(frame: pl.DataFrame, tiered: bool, rule: str) -> pl.Series:
+    """The price (micro-units) of each row of `frame`: the rate columns, `_by_tiers` (the rate has a
+    tier model), `charged`, `billed` and `_factor`, and when `tiered` the `_whole` / `_rest` of the
+    records priced by tiers (`tiers.tier_amounts`; null for the others). Without `tiered` every
+    record is priced flat."""
     flat_whole = (pl.col("billed") // pl.col("_factor")) * pl.col("price_micros")
     flat_rest = (pl.col("billed") % pl.col("_factor")) * pl.col("price_micros")
-    if tiered.height:
-        frame = frame.join(tiered, on="_row", how="left", maintain_order="left")
-        whole = pl.when(pl.col("tier_model").is_null()).then(flat_whole).otherwise(pl.col("_whole"))
-        rest = pl.when(pl.col("tier_model").is_null()).then(flat_rest).otherwise(pl.col("_rest"))
+    if tiered:
+        whole = pl.when(pl.col("_by_tiers")).then(pl.col("_whole")).otherwise(flat_whole)
+        rest = pl.when(pl.col("_by_tiers")).then(pl.col("_rest")).otherwise(flat_rest)
     else:
         whole, rest = flat_whole, flat_rest
     usage = rounded_div(whole.fill_null(0), rest.fill_null(0), pl.col("_factor"), rule)
-    priced = frame.with_columns(
+    return frame.select(
         pl.when(pl.col("charged") > 0)
         .then(pl.max_horizontal(usage, pl.col("minimum_charge_micros").fill_null(0))
               + pl.col("connection_fee_micros").fill_null(0))
-        .otherwise(0).cast(pl.Int64).alias("price_micros_out"))
-    return priced.drop("_whole", "_rest", strict=False)
+        .otherwise(0).cast(pl.Int64).alias("price_micros")).to_series()

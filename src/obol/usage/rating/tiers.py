@@ -42,19 +42,40 @@ def tier_bounds(tariffs: Mapping, micros: int, unit_factor) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=TIER_BOUNDS, orient="row")
 
 
-def tier_amounts(frame: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
-    """(_row, _whole, _rest): the record's price is _whole + _rest / _factor micro-units."""
-    if frame.height == 0:
-        return pl.DataFrame(schema={"_row": pl.UInt32, "_whole": pl.Int64, "_rest": pl.Int64})
-    start, end = pl.col("cum_before"), pl.col("cum_before") + pl.col("billed")
-    joined = frame.select("_row", "rate_table", "rate_id", "tier_model", "billed", "cum_before", "_factor").join(
-        bounds, on=["rate_table", "rate_id"], how="inner")
-    upper = pl.col("hi").fill_null(end)
-    units = (pl.when(pl.col("tier_model") == "graduated")
-             .then((pl.min_horizontal(end, upper) - pl.max_horizontal(start, pl.col("lo"))).clip(0))
-             .otherwise(pl.when((end > pl.col("lo")) & (pl.col("hi").is_null() | (end <= pl.col("hi"))))
-                        .then(pl.col("billed")).otherwise(0)))
-    return (joined.with_columns(units.alias("_units"))
-            .group_by("_row").agg(
-                ((pl.col("_units") // pl.col("_factor")) * pl.col("unit_price_micros")).sum().alias("_whole"),
-                ((pl.col("_units") % pl.col("_factor")) * pl.col("unit_price_micros")).sum().alias("_rest")))
+def tier_amounts(frame: pl.DataFrame, per_rate: pl.DataFrame, rates: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """(_whole, _rest) of each row of `frame` (_r, billed, cum_before): the record's price is
+    _whole + _rest / _factor micro-units. `per_rate` (_r, _k, lo, hi, unit_price_micros): the k-th
+    tier of the catalog's rate row r (`rates`: tier_model, _factor). One pass per tier position
+    (a rate has a few), gathers from small per-rate arrays, no join or group-by of the records."""
+    n = frame.height
+    if n == 0 or per_rate.height == 0:
+        zero = pl.repeat(0, n, dtype=pl.Int64, eager=True)
+        return zero, zero
+    size = rates.height
+    r = frame["_r"]
+    graduated = (rates["tier_model"] == "graduated").fill_null(False).gather(r)
+    factor = rates["_factor"].gather(r)
+    start, billed = frame["cum_before"], frame["billed"]
+    end = start + billed
+    whole = pl.repeat(0, n, dtype=pl.Int64, eager=True)
+    rest = pl.repeat(0, n, dtype=pl.Int64, eager=True)
+    for k in range(int(per_rate["_k"].max()) + 1):
+        tier = per_rate.filter(pl.col("_k") == k)
+
+        def column(name: str) -> pl.Series:
+            return pl.repeat(None, size, dtype=pl.Int64, eager=True).scatter(tier["_r"], tier[name]).gather(r)
+
+        present = pl.repeat(False, size, dtype=pl.Boolean, eager=True).scatter(tier["_r"], True).gather(r)
+        lo, hi, unit_price = column("lo"), column("hi"), column("unit_price_micros")
+        step = pl.select(
+            pl.when(pl.lit(present)).then(
+                pl.when(pl.lit(graduated))
+                .then((pl.min_horizontal(pl.lit(end), pl.lit(hi).fill_null(pl.lit(end)))
+                       - pl.max_horizontal(pl.lit(start), pl.lit(lo))).clip(0))
+                .otherwise(pl.when((pl.lit(end) > pl.lit(lo)) & (pl.lit(hi).is_null() | (pl.lit(end) <= pl.lit(hi))))
+                           .then(pl.lit(billed)).otherwise(0)))
+            .alias("units")).with_columns(pl.lit(factor).alias("f"), pl.lit(unit_price).alias("p"))
+        parts = step.select(((pl.col("units") // pl.col("f")) * pl.col("p")).fill_null(0).alias("w"),
+                            ((pl.col("units") % pl.col("f")) * pl.col("p")).fill_null(0).alias("r"))
+        whole, rest = whole + parts["w"], rest + parts["r"]
+    return whole.alias("_whole"), rest.alias("_rest")
