@@ -6,10 +6,12 @@ and runs, each in its own process so that each peak RSS is the stage's own:
   (b) the product's pure path: the CSV importer -> sort -> mediation -> `rate` (no database),
   (c) the per-record Python reference (tests/usage/rating_reference.py) on a 20,000-record sample,
 and prints records/s, peak memory and the ratios of (b) to (a) and to (c). Then `import_file`, the
-real product path (file -> rated -> stored and booked), on a smaller file into SQLite and PostgreSQL.
+real product path (file -> rated -> stored and booked), on the same file for each N into a fresh SQLite
+and PostgreSQL database holding generate.py's population (bench/population.py: its tariffs, two plans,
+400,000 subscribers, 60% with allowances), set up in bulk before the clock starts.
 
-    .venv/bin/python bench/run.py [--records 1000000,10000000] [--db-records 200000] [--skip-db]
-    BENCH_RECORDS=200000 make bench      # a quick run
+    .venv/bin/python bench/run.py [--records 1000000,10000000] [--subscribers 400000] [--skip-db]
+    BENCH_RECORDS=200000 make bench      # a quick run (BENCH_SUBSCRIBERS=20000 for a smaller population)
     BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/benchdb (default; the database is recreated)
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / "bench" / "stages.py"
+SUBSCRIBERS = 400_000  # bench/generate.py's population (BENCH_SUBSCRIBERS scales the db stage's down)
 
 
 def stage(*args: str) -> dict:
@@ -60,8 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", default=os.environ.get("BENCH_RECORDS", "1000000,10000000"))
     parser.add_argument("--sample", type=int, default=int(os.environ.get("BENCH_SAMPLE", "20000")))
-    parser.add_argument("--db-records", type=int, default=int(os.environ.get("BENCH_DB_RECORDS", "1000000")))
-    parser.add_argument("--subscribers", type=int, default=300)
+    parser.add_argument("--subscribers", type=int, default=int(os.environ.get("BENCH_SUBSCRIBERS", SUBSCRIBERS)))
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/benchdb"))
     parser.add_argument("--skip-db", action="store_true")
@@ -73,10 +75,11 @@ def main() -> None:
     print(f"(c) per-record reference on {reference['records']:,} records: {rate_of(reference):,.0f} rec/s "
           f"(engine on the same sample: {reference['records'] / reference['parts']['engine on the same sample']:,.0f}"
           f" rec/s; same prices: {reference['identical_prices']})")
+    engines = {}
     for n in sizes:
         made = stage("files", "--records", str(n), "--out", args.out)
         baseline = stage("polars", "--csv", made["csv"], "--out", args.out)
-        engine = stage("engine", "--csv", made["csv"], "--out", args.out)
+        engine = engines[n] = stage("engine", "--csv", made["csv"], "--out", args.out)
         parquet = engine["parts"].pop("write the rated rows as Parquet (not part of (b))")
         engine["seconds"] -= parquet
         print(f"\nN = {n:,} ({made['bytes'] / 1024 ** 2:,.0f} MiB CSV)")
@@ -95,17 +98,31 @@ def main() -> None:
               f"{engine['rss_peak_mib'] / 1024 / (n / 1e6):.2f} GiB per million")
     if args.skip_db:
         return
-    print(f"\nimport_file (file -> mediated -> rated -> stored and booked), {args.db_records:,} records, "
-          f"{args.subscribers} subscribers, the sample tariffs:")
-    for url in (f"sqlite:///{Path(args.out) / 'bench.sqlite3'}", args.postgres):
-        result = stage("db", "--url", url, "--records", str(args.db_records), "--subscribers",
-                       str(args.subscribers), "--out", args.out)
-        print(line(f"{result['database']}", result))
-        store = result["parts"]["of which _store (bulk insert + bookings)"]
-        book = result["parts"]["of which book_usage (ledger entries, pockets)"]
-        print(f"      of which storing and booking (_store): {store:.2f} s ({store / result['seconds']:.0%}), "
-              f"booking takes and money (book_usage) {book:.2f} s; "
-              f"rated {result['rated']:,}, suspended {result['suspended']}, rows stored {result['stored_rows']:,}")
+    print(f"\nimport_file (file -> mediated -> rated -> stored and booked), the same CSV, into a fresh database "
+          f"with generate.py's population ({args.subscribers:,} subscribers, bench/population.py; "
+          f"set-up not counted):")
+    for n, engine in engines.items():
+        csv = str(Path(args.out) / f"cdr-{n}.csv")
+        for url in (f"sqlite:///{Path(args.out) / 'bench.sqlite3'}", args.postgres):
+            result = stage("db", "--url", url, "--csv", csv, "--records", str(n), "--subscribers",
+                           str(args.subscribers), "--out", args.out)
+            print(line(f"N = {n:,} {result['database']}", result))
+            store = result["parts"]["of which _store (bulk insert + bookings)"]
+            book = result["parts"]["of which book_usage (ledger entries, pockets)"]
+            total = result["parts"]["import_file"]
+            print(f"      import_file {total:.2f} s; of which storing and booking (_store) {store:.2f} s "
+                  f"({store / total:.0%}), of which booking takes and money (book_usage) {book:.2f} s")
+            print(f"      rated {result['rated']:,}, suspended {result['suspended']}, rows stored "
+                  f"{result['stored_rows']:,}, balances verify after: {result['balances_verified']}")
+            print("      set-up (not counted) " + f"{result['setup_seconds']:.1f} s: " + ", ".join(
+                f"{k} {v:.1f} s" for k, v in result["setup"].items()))
+            same = result["charged_micros"] == engine["charged_micros"]
+            print(f"      rated total {result['charged_micros']:,} micros; (b) on the same CSV "
+                  f"{engine['charged_micros']:,}: {'same' if same else 'different'}"
+                  + ("" if same else " (not comparable: the records were folded onto fewer subscribers)"
+                     if args.subscribers < SUBSCRIBERS else
+                     " (the product prices the records of 1 April local time in the April bill cycle: "
+                     "new tier count, and the March allowance pockets have ended; (b) has one open-ended cycle)"))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
     python bench/stages.py polars --csv FILE                    (a) read the CSV with Polars alone
     python bench/stages.py engine --csv FILE                    (b) CSV importer -> mediation -> rate
     python bench/stages.py reference --sample N                 (c) the per-record reference (and the engine)
-    python bench/stages.py db --url URL --records N --subscribers S    import_file into a database
+    python bench/stages.py db --url URL --csv FILE [--subscribers S]      import_file into a database with
+                                                                generate.py's population (bench/population.py)
 
 Each prints one JSON line: records, seconds, parts (seconds per step), rss_start_mib (after imports
 and set-up, before the clock starts) and rss_peak_mib (the process's peak resident memory).
@@ -120,6 +121,10 @@ def reference(args) -> None:
 
 
 def db(args) -> None:
+    """The product path on the issue's workload: bench/population.py puts generate.py's tariffs,
+    plans and subscribers into a fresh database (set-up, timed apart), then `import_file` reads
+    the engine stage's CSV (file -> mediated -> rated -> stored and booked)."""
+    setup = Clock()
     os.environ["OBOL_DATABASE_URL"] = args.url
     os.environ["OBOL_DATA_DIR"] = str(Path(args.out))
     if args.url.startswith("sqlite:"):
@@ -128,41 +133,40 @@ def db(args) -> None:
         _recreate_postgres(args.url)
     import django
     django.setup()
-    from datetime import date
+    from datetime import UTC, datetime
 
     import polars as pl
-    from bench.generate import CSV_PROFILE, random
+    from bench import population
+    from bench.generate import CSV_PROFILE, MSISDN_BASE, SUBSCRIBERS
     from django.core.management import call_command
-    from tests.factories import make_account
+    from django.db.models import Count, Sum
 
-    from obol.catalog.models import PricePlan
-    from obol.catalog.services import load_catalog
-    from obol.catalog.tariff_services import load_tariffs
+    from obol.balances import services as balances
     from obol.core.actors import Actor
-    from obol.core.clock import frozen
     from obol.core.models import Tenant
     from obol.core.tenancy import tenant_context
-    from obol.subscriptions import services as subscriptions
     from obol.usage import pipeline
     from obol.usage.models import RatedRecord
     call_command("migrate", verbosity=0)
+    setup.lap("migrate")
     actor = Actor.process("bench")
     tenant = Tenant.objects.create(code="bench", name="Bench", country="DE", default_currency="EUR",
                                    timezone="Europe/Berlin")
+    path = Path(args.csv)
+    if args.subscribers < SUBSCRIBERS:  # a smaller population: the records' subscribers folded onto it
+        path = Path(args.out) / f"{path.stem}-s{args.subscribers}.csv"
+        frame = pl.read_csv(args.csv, infer_schema=False)
+        s = frame["msisdn"].cast(pl.Int64) - MSISDN_BASE
+        frame.with_columns(msisdn=((s - 1) % args.subscribers + 1 + MSISDN_BASE).cast(pl.String)).write_csv(path)
+        del frame, s
+        setup.lap("fold the CSV onto the smaller population")
     with tenant_context(tenant):
-        tariffs = ROOT / "samples" / "tariffs" / "tariffs.yaml"
-        load_tariffs(tariffs.read_text(), source=str(tariffs), actor=actor)
-        catalog = ROOT / "samples" / "demo" / "catalog.yaml"
-        load_catalog(catalog.read_text(), source=str(catalog), actor=actor)
-        plan = PricePlan.objects.get(code="mobile-s")
-        msisdns = [str(491_520_000_000 + i) for i in range(args.subscribers)]
-        with frozen(date(2026, 3, 1)):
-            for i, msisdn in enumerate(msisdns):
-                subscriptions.subscribe(actor, make_account(f"B-{i}", mode="postpaid"), plan,
-                                        start_date=date(2026, 3, 1),
-                                        identifiers_=[{"kind": "msisdn", "value": msisdn}])
-        path = Path(args.out) / f"db-{args.records}.csv"
-        _db_csv(path, args.records, msisdns, random)
+        population.load_tariffs_and_catalog(actor, Path(args.out))
+        setup.lap("tariffs and catalog (load_tariffs, load_catalog)")
+        created = population.create_population(actor, args.subscribers)
+        setup.lap(f"{args.subscribers:,} subscribers (bulk)")
+        assert balances.verify() == [], "balances verify failed after create_population"
+        setup.lap("balances verify")
         stored = {}
         store = pipeline._store
 
@@ -171,10 +175,10 @@ def db(args) -> None:
             try:
                 return store(*a, **kw)
             finally:
-                stored["store"] = time.perf_counter() - began
+                stored["store"] = stored.get("store", 0) + time.perf_counter() - began
 
         pipeline._store = timed_store
-        book = pipeline.balances.book_usage
+        book = pipeline.batch_booking.book_usage
 
         def timed_book(*a, **kw):  # of which booking allowance takes and money with the pocket core
             began = time.perf_counter()
@@ -183,41 +187,28 @@ def db(args) -> None:
             finally:
                 stored["book"] = stored.get("book", 0) + time.perf_counter() - began
 
-        pipeline.balances.book_usage = timed_book
+        pipeline.batch_booking.book_usage = timed_book
         start = rss_mib()
         clock = Clock()
         summary = pipeline.import_file(actor, path, fmt="csv", profile=CSV_PROFILE)
         clock.lap("import_file")
         clock.parts["of which _store (bulk insert + bookings)"] = round(stored.get("store", 0), 3)
         clock.parts["of which book_usage (ledger entries, pockets)"] = round(stored.get("book", 0), 3)
+        seconds = round(time.perf_counter() - clock.began, 3)
+        rss_peak = round(rss_mib())  # before the checks below
+        verified = balances.verify() == []
+        april = datetime(2026, 3, 31, 22, tzinfo=UTC)  # 1 April 00:00 in Berlin: the next bill cycle
+        rows = RatedRecord.objects.all()
+        totals = rows.aggregate(included=Sum("included"), count=Count("pk"))
+        march = rows.filter(start__lt=april).aggregate(t=Sum("price_micros"))["t"] or 0
+        clock.began = time.perf_counter() - seconds  # the checks are not part of the measure
         clock.report(args.records, start, rated=summary.rated, suspended=summary.suspended,
-                     stored_rows=RatedRecord.objects.count(), database=args.url.split(":")[0],
-                     polars=pl.__version__)
-
-
-def _db_csv(path: Path, n: int, msisdns: list[str], random) -> None:
-    """n records for the database's subscribers, destinations from the sample prefixes (the same
-    mix: voice 55%, SMS 30%, data 15%, March 2026, shuffled)."""
-    import polars as pl
-    prefixes = pl.read_csv(ROOT / "samples" / "tariffs" / "prefixes.csv", schema_overrides={"prefix": pl.String})
-    prefixes = prefixes.filter(pl.col("prefix").str.len_chars() >= 2)["prefix"]
-    kind = pl.Series(["voice"] * 55 + ["sms"] * 30 + ["data"] * 15).gather(random(n, 0, 100, 12))
-    frame = pl.DataFrame({
-        "id": pl.select(pl.format("db{}", pl.int_range(0, n))).to_series(),
-        "msisdn": pl.Series(msisdns).gather(random(n, 0, len(msisdns), 13)),
-        "service": kind,
-        "destination": pl.Series(prefixes).gather(random(n, 0, len(prefixes), 14)) + random(n, 10 ** 5, 10 ** 7, 15)
-        .cast(pl.String),
-        "start": (pl.Series([1772323200] * n) + random(n, 0, 30 * 86400, 16)),
-        "_voice": random(n, 1, 1800, 17), "_data": random(n, 1, 50_000_000, 18),
-    })
-    frame.select(
-        "id", "msisdn", "service",
-        pl.when(pl.col("service") == "data").then(pl.lit("")).otherwise(pl.col("destination")).alias("destination"),
-        pl.from_epoch("start").dt.strftime("%Y-%m-%d %H:%M:%S").alias("start"),
-        pl.when(pl.col("service") == "voice").then("_voice").alias("duration"),
-        pl.when(pl.col("service") == "data").then("_data").alias("volume"),
-    ).write_csv(path)
+                     stored_rows=totals["count"], database=args.url.split(":")[0], polars=pl.__version__,
+                     charged_micros=summary.charged_micros, charged_micros_march=int(march),
+                     included=int(totals["included"] or 0),
+                     subscribers=args.subscribers, population=created, setup=setup.parts,
+                     setup_seconds=round(sum(setup.parts.values()), 3), balances_verified=verified,
+                     rss_peak_mib=rss_peak)  # before the checks
 
 
 def _recreate_postgres(url: str) -> None:
@@ -236,7 +227,7 @@ def main() -> None:
     parser.add_argument("--csv")
     parser.add_argument("--sample", type=int, default=20_000)
     parser.add_argument("--url")
-    parser.add_argument("--subscribers", type=int, default=300)
+    parser.add_argument("--subscribers", type=int, default=int(os.environ.get("BENCH_SUBSCRIBERS", "400000")))
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     {"files": files, "polars": polars_read, "engine": engine, "reference": reference, "db": db}[args.stage](args)

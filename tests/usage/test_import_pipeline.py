@@ -461,7 +461,9 @@ def test_a_file_stopped_by_a_refused_booking_is_reported_and_resumes_cleanly(set
     from obol.notifications.models import Alert
 
     path = write_jsonl(tmp_path / "calls.jsonl", CALLS)
-    real, seen = balances.book_usage, {"n": 0}
+    from obol.balances import batch
+
+    real, seen = batch.book_usage, {"n": 0}
 
     def refuse_second(*args, **kwargs):
         seen["n"] += 1
@@ -469,11 +471,11 @@ def test_a_file_stopped_by_a_refused_booking_is_reported_and_resumes_cleanly(set
             raise Conflict("pocket 1 holds less than rating planned", code="pocket_changed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(balances, "book_usage", refuse_second)
+    monkeypatch.setattr(batch, "book_usage", refuse_second)
     stopped = pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=10)
     assert stopped.state == "failed" and "running it again resumes" in stopped.note
     assert Alert.objects.get().kind == "import_interrupted" and RatedRecord.objects.count() == 10
-    monkeypatch.setattr(balances, "book_usage", real)
+    monkeypatch.setattr(batch, "book_usage", real)
     assert pipeline.import_file(ACTOR, path, fmt="jsonl", chunk_size=10).state == "done"
     after = totals()
     with tenant_context(other_tenant):

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import polars as pl
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 
@@ -18,7 +19,7 @@ from obol.balances import engine
 from obol.balances.models import LedgerEntry, Pocket, Source
 from obol.core import audit, clock
 from obol.core.actors import Actor
-from obol.core.bulk import batches, filter_in, update_column
+from obol.core.bulk import batches, insert_frame
 from obol.core.errors import Conflict, ValidationFailed
 from obol.core.money import EXACT, Amount
 from obol.core.tenancy import current_tenant
@@ -205,7 +206,8 @@ def spend(actor: Actor, account: BillingAccount, amount: Amount, *, reference: s
 @transaction.atomic
 def accrual_pocket(actor: Actor, account: BillingAccount) -> Pocket:
     """The account's pocket of unbilled usage (negative: what the account owes), opened on first use."""
-    return accrual_pockets(actor, [lock_account(account)])[account.pk]
+    account = lock_account(account)
+    return Pocket.objects.get(pk=accrual_pockets(actor, [(account.pk, account.tenant_id, account.currency)])[account.pk])
 
 
 def money_pocket(actor: Actor, account: BillingAccount, currency: str | None = None) -> Pocket:
@@ -329,117 +331,29 @@ def verify() -> list[Mismatch]:
     return mismatches
 
 
-@dataclass(frozen=True)
-class PocketUse:
-    """Units of one service that a batch of rated usage took from one pocket (the rated records
-    keep the per-record detail)."""
-
-    pocket_id: int
-    service: str
-    quantity: Decimal
-    at: datetime  # the last record's start
-
-
-@dataclass(frozen=True)
-class MoneyUse:
-    """Money a batch of rated usage costs one account: from its money pockets (the caller has
-    checked they cover it), or `to_accrual` onto its unbilled-usage pocket, without refusal."""
-
-    account_id: int
-    amount: Amount
-    to_accrual: bool
-
-
-def lock_accounts(account_ids) -> dict[int, BillingAccount]:
-    """Take the row locks of many accounts, in id order (two batches never wait on each other in a cycle)."""
-    return {a.pk: a for a in filter_in(BillingAccount.objects.select_for_update().order_by("pk"), "pk", account_ids)}
-
-
-def accrual_pockets(actor: Actor, accounts: list[BillingAccount]) -> dict[int, Pocket]:
-    """The unbilled-usage pocket of each account ({account id: pocket}), the missing ones opened
-    in one insert (like `accrual_pocket`, they open at zero: no grant entry). Call under the locks."""
+def accrual_pockets(actor: Actor, accounts: list[tuple[int, int, str]]) -> dict[int, int]:
+    """The unbilled-usage pocket of each account, given as (account id, tenant id, currency):
+    {account id: pocket id}; the missing ones are opened in one insert (at zero: no grant entry).
+    Call under the accounts' locks."""
     actor.require_write()
-    keys = {f"accrual:{a.pk}": a for a in accounts}
-    found = {p.account_id: p for p in filter_in(Pocket.objects.all(), "grant_key", keys)}
-    missing = [a for a in accounts if a.pk not in found]
-    if missing:
+    keys = {f"accrual:{account_id}" for account_id, _, _ in accounts}
+    found: dict[int, int] = {}
+    for part in batches(sorted(keys)):
+        found.update(Pocket.objects.filter(grant_key__in=part).values_list("account_id", "pk"))
+    missing = [a for a in accounts if a[0] not in found]
+    if missing:  # a first import opens hundreds of thousands: one insert, no model object each
         now = clock.now()
-        Pocket.objects.bulk_create([
-            Pocket(tenant_id=a.tenant_id, account_id=a.pk, unit=a.currency, display_unit=a.currency,
-                   balance=Decimal(0), granted=Decimal(0), source=Source.POSTPAID, label="Unbilled usage",
-                   priority=32767, valid_from=now, grant_key=f"accrual:{a.pk}") for a in missing], batch_size=2000)
-        found.update({p.account_id: p for p in filter_in(
-            Pocket.objects.all(), "grant_key", [f"accrual:{a.pk}" for a in missing])})
+        insert_frame(Pocket, pl.DataFrame(missing, orient="row", schema={
+            "account_id": pl.Int64, "tenant_id": pl.Int64, "unit": pl.Utf8}).with_columns(
+            pl.col("unit").alias("display_unit"), pl.lit("0").alias("balance"), pl.lit("0").alias("granted"),
+            pl.lit(Source.POSTPAID.value).alias("source"), pl.lit("Unbilled usage").alias("label"),
+            pl.lit(32767, pl.Int64).alias("priority"), pl.lit(now).dt.convert_time_zone("UTC").alias("valid_from"),
+            pl.lit("[]").alias("services"), pl.lit("[]").alias("destination_groups"),
+            pl.format("accrual:{}", "account_id").alias("grant_key"),
+            pl.lit(now).dt.convert_time_zone("UTC").alias("created_at")))
+        for part in batches(sorted(f"accrual:{a[0]}" for a in missing)):
+            found.update(Pocket.objects.filter(grant_key__in=part).values_list("account_id", "pk"))
     return found
-
-
-def _money_plans(accounts: dict[int, BillingAccount], uses: list[MoneyUse],
-                 pockets: dict[int, Pocket]) -> list[engine.SpendPlan]:
-    """What each paying account's money pockets give, planned by the one spend engine (no query
-    per account). The payers' money pockets join `pockets` (objects already there are kept: their
-    balances may have changed in this batch)."""
-    now = clock.now()
-    usable = ~Q(balance=Decimal(0)) & (Q(valid_until__isnull=True) | Q(valid_until__gt=now))
-    by_account: dict[int, list[Pocket]] = {}
-    for pocket in filter_in(Pocket.objects.filter(usable).exclude(source=Source.POSTPAID), "account_id",
-                            [u.account_id for u in uses]):
-        by_account.setdefault(pocket.account_id, []).append(pockets.setdefault(pocket.pk, pocket))
-    plans = []
-    for use in uses:
-        account = accounts[use.account_id]
-        request = engine.SpendRequest(quantity=use.amount.value, unit=use.amount.unit.code, at=now)
-        money = [p for p in by_account.get(account.pk, []) if p.unit == account.currency]
-        plan = engine.plan_spend(_states(money), _account_state(account), request)
-        if plan.allowed and plan.accrued:
-            plan = engine.SpendPlan(False, code="insufficient_credit", message=(
-                f"account {account.number}: its money pockets no longer cover {use.amount}: rate the file again"))
-        if not plan.allowed:
-            raise SpendRefused(plan)
-        plans.append(plan)
-    return plans
-
-
-@transaction.atomic
-def book_usage(actor: Actor, uses: list[PocketUse], money: list[MoneyUse], *, reference: str) -> int:
-    """Book a batch of batch-rated usage in bulk: one debit entry per pocket and service for the
-    allowance units, and per account the money from its money pockets or onto its unbilled-usage
-    pocket, all with `reference` (the batch's). Accounts are locked first, in id order; the
-    pockets are read under the locks and written back in one statement. Returns the number of
-    ledger entries written. Raises Conflict when a pocket no longer holds what rating planned."""
-    actor.require_write()
-    owners: dict[int, int] = {}
-    for part in batches(sorted({u.pocket_id for u in uses})):
-        owners.update(Pocket.objects.filter(pk__in=part).values_list("pk", "account_id"))
-    accounts = lock_accounts(set(owners.values()) | {m.account_id for m in money})
-    pockets = {p.pk: p for p in filter_in(Pocket.objects.all(), "pk", owners)}  # read again under the locks
-    entries: list[LedgerEntry] = []
-    touched: dict[int, Pocket] = {}
-
-    def debit(pocket: Pocket, amount: Decimal, service: str, at: datetime) -> None:
-        pocket.balance = EXACT.subtract(pocket.balance, amount)
-        touched[pocket.pk] = pocket
-        entries.append(LedgerEntry(
-            tenant_id=pocket.tenant_id, pocket=pocket, at=at, kind=Kind.DEBIT, amount=-amount,
-            balance_after=pocket.balance, service=service, reason="usage", reference=reference,
-            actor_kind=actor.kind, actor_id=actor.id, actor_label=actor.label[:200]))
-
-    for use in uses:
-        pocket = pockets[use.pocket_id]
-        if use.quantity > pocket.balance:
-            raise Conflict(f"pocket {pocket.pk} holds {pocket.balance} {pocket.unit}, less than the "
-                           f"{use.quantity} rating planned for {reference}: rate the file again", code="pocket_changed")
-        debit(pocket, use.quantity, use.service, use.at)
-    now = clock.now()
-    for plan in _money_plans(accounts, [m for m in money if m.amount.value > 0 and not m.to_accrual], pockets):
-        for take in plan.takes:
-            debit(pockets[take.pocket_id], take.amount, "", now)
-    accrued = [m for m in money if m.amount.value > 0 and m.to_accrual]
-    accruals = accrual_pockets(actor, [accounts[m.account_id] for m in accrued])
-    for use in accrued:
-        debit(accruals[use.account_id], use.amount.value, "", now)
-    LedgerEntry.objects.bulk_create(entries, batch_size=5000)
-    update_column(Pocket, "balance", {pk: pocket.balance for pk, pocket in touched.items()})
-    return len(entries)
 
 
 @transaction.atomic

@@ -27,6 +27,7 @@ import polars as pl
 from django.db import connection, transaction
 from django.db.models import Sum
 
+from obol.balances import batch as batch_booking
 from obol.balances import services as balances
 from obol.balances.models import Pocket, Source
 from obol.catalog.rates import from_micros, rate_frames, to_micros
@@ -40,6 +41,7 @@ from obol.core.money import Amount
 from obol.core.periods import Cycle, Frequency
 from obol.core.rounding import RoundingPlace, round_amount
 from obol.core.tenancy import current_tenant
+from obol.core.units import get_unit
 from obol.customers.models import BillingAccount
 from obol.notifications import services as alerts
 from obol.usage.importers import get_importer
@@ -114,15 +116,20 @@ def stored_keys(keys: pl.Series, file_id: int | None = None) -> set[str]:
 
 
 def _allowances(subscription_ids: list[int]) -> pl.DataFrame:
-    rows = []
-    pockets = Pocket.objects.exclude(balance=Decimal(0)).exclude(source=Source.POSTPAID)
-    for p in filter_in(pockets, "subscription_id", subscription_ids):
-        for service in p.services:
-            rows.append((p.pk, p.subscription_id, service, int(p.balance), p.priority, p.valid_from, p.valid_until,
-                         list(p.destination_groups)))
+    """The unit pockets (seconds, bytes, events; not money) of the subscriptions that still hold
+    something, one row per pocket and service it pays for: what rating consumes before pricing."""
+    fields = ("pk", "subscription_id", "services", "balance", "unit", "priority", "valid_from", "valid_until",
+              "destination_groups")
+    pockets = Pocket.objects.exclude(balance=Decimal(0)).exclude(source=Source.POSTPAID).order_by("pk").values_list(
+        *fields)
+    money = {code for code in Pocket.objects.values_list("unit", flat=True).distinct() if get_unit(code).is_money}
+    rows = [(pk, subscription, services, int(balance), priority, since, until, groups)
+            for pk, subscription, services, balance, unit, priority, since, until, groups
+            in filter_in(pockets.exclude(unit__in=money), "subscription_id", subscription_ids)]
     return pl.DataFrame(rows, orient="row", schema={
-        "pocket_id": pl.Int64, "subscription_id": pl.Int64, "service": pl.Utf8, "remaining": pl.Int64,
-        "priority": pl.Int64, "valid_from": TS, "valid_until": TS, "destination_groups": pl.List(pl.Utf8)})
+        "pocket_id": pl.Int64, "subscription_id": pl.Int64, "service": pl.List(pl.Utf8), "remaining": pl.Int64,
+        "priority": pl.Int64, "valid_from": TS, "valid_until": TS, "destination_groups": pl.List(pl.Utf8),
+    }).explode("service").drop_nulls("service")
 
 
 def _money(account_ids: list[int], modes: dict[int, str], currencies: dict[int, str],
@@ -429,7 +436,7 @@ def _book(actor, part: pl.DataFrame, uses: pl.DataFrame, reference: str) -> None
     if part.is_empty():
         return
     insert_rated(current_tenant().pk, part)
-    pocket_uses = [balances.PocketUse(pocket_id, service, Decimal(quantity), at)
+    pocket_uses = [batch_booking.PocketUse(pocket_id, service, Decimal(quantity), at)
                    for pocket_id, service, quantity, at in uses.select("pocket_id", "service", "quantity", "start").rows()]
     # Prepaid: what money pockets cover is debited, the rest stays flagged (uncovered) and unbooked.
     # Hybrid: covered from money pockets, the rest accrues. Postpaid: everything accrues.
@@ -438,9 +445,9 @@ def _book(actor, part: pl.DataFrame, uses: pl.DataFrame, reference: str) -> None
              .with_columns(to_accrual.alias("to_accrual"))
              .group_by("account_id", "currency", "to_accrual").agg(pl.col("price_micros").sum())
              .filter(pl.col("price_micros") != 0).sort("account_id", "to_accrual"))
-    money_uses = [balances.MoneyUse(account_id, Amount(from_micros(micros), currency), accrual)
+    money_uses = [batch_booking.MoneyUse(account_id, Amount(from_micros(micros), currency), accrual)
                   for account_id, currency, accrual, micros in money.rows()]
-    balances.book_usage(actor, pocket_uses, money_uses, reference=reference)
+    batch_booking.book_usage(actor, pocket_uses, money_uses, reference=reference)
 
 
 def _jsonable(record: dict | None) -> dict | None:
