@@ -34,7 +34,7 @@ from obol.catalog.rates import from_micros, rate_frames, to_micros
 from obol.catalog.rate_models import RateTable
 from obol.core import audit, clock
 from obol.core.actors import Actor
-from obol.core.bulk import filter_in, insert_frame, temporary_table
+from obol.core.bulk import filter_in, insert_frame, query_frame, temporary_table
 from obol.core.errors import Conflict, ObolError, ValidationFailed
 from obol.core.locks import exclusive
 from obol.core.money import Amount
@@ -117,19 +117,24 @@ def stored_keys(keys: pl.Series, file_id: int | None = None) -> set[str]:
 
 def _allowances(subscription_ids: list[int]) -> pl.DataFrame:
     """The unit pockets (seconds, bytes, events; not money) of the subscriptions that still hold
-    something, one row per pocket and service it pays for: what rating consumes before pricing."""
-    fields = ("pk", "subscription_id", "services", "balance", "unit", "priority", "valid_from", "valid_until",
-              "destination_groups")
-    pockets = Pocket.objects.exclude(balance=Decimal(0)).exclude(source=Source.POSTPAID).order_by("pk").values_list(
-        *fields)
-    money = {code for code in Pocket.objects.values_list("unit", flat=True).distinct() if get_unit(code).is_money}
-    rows = [(pk, subscription, services, int(balance), priority, since, until, groups)
-            for pk, subscription, services, balance, unit, priority, since, until, groups
-            in filter_in(pockets.exclude(unit__in=money), "subscription_id", subscription_ids)]
-    return pl.DataFrame(rows, orient="row", schema={
-        "pocket_id": pl.Int64, "subscription_id": pl.Int64, "service": pl.List(pl.Utf8), "remaining": pl.Int64,
-        "priority": pl.Int64, "valid_from": TS, "valid_until": TS, "destination_groups": pl.List(pl.Utf8),
-    }).explode("service").drop_nulls("service")
+    something, one row per pocket and service it pays for: what rating consumes before pricing.
+    One query joined with the subscriptions (hundreds of thousands of pockets, no model objects)."""
+    query = (f"SELECT p.id, p.subscription_id, CAST(p.services AS TEXT), CAST(p.balance AS BIGINT), p.priority, "
+             "p.valid_from, p.valid_until, CAST(p.destination_groups AS TEXT), p.unit "
+             f"FROM obol_subscriptions s CROSS JOIN {Pocket._meta.db_table} p "
+             "WHERE p.tenant_id = %s AND p.subscription_id = s.subscription_id AND p.source <> %s ORDER BY p.id")
+    ids = pl.DataFrame({"subscription_id": subscription_ids}, schema={"subscription_id": pl.Int64})
+    with temporary_table("obol_subscriptions", ids):
+        frame = query_frame(query, [current_tenant().pk, Source.POSTPAID.value], {
+            "pocket_id": pl.Int64, "subscription_id": pl.Int64, "service": pl.Utf8, "remaining": pl.Int64,
+            "priority": pl.Int64, "valid_from": TS, "valid_until": TS, "destination_groups": pl.Utf8,
+            "unit": pl.Utf8})
+    units = frame["unit"].unique().to_list()
+    money = [code for code in units if get_unit(code).is_money]
+    return (frame.filter((pl.col("remaining") != 0) & ~pl.col("unit").is_in(money)).drop("unit")
+            .with_columns(pl.col("service").str.json_decode(pl.List(pl.Utf8)),
+                          pl.col("destination_groups").str.json_decode(pl.List(pl.Utf8)))
+            .explode("service").drop_nulls("service"))
 
 
 def _money(account_ids: list[int], modes: dict[int, str], currencies: dict[int, str],
