@@ -122,7 +122,8 @@ def _allowances(subscription_ids: list[int]) -> pl.DataFrame:
     query = (f"SELECT p.id, p.subscription_id, CAST(p.services AS TEXT), CAST(p.balance AS BIGINT), p.priority, "
              "p.valid_from, p.valid_until, CAST(p.destination_groups AS TEXT), p.unit "
              f"FROM obol_subscriptions s CROSS JOIN {Pocket._meta.db_table} p "
-             "WHERE p.tenant_id = %s AND p.subscription_id = s.subscription_id AND p.source <> %s ORDER BY p.id")
+             # `+p.tenant_id`: no index on the tenant alone, or SQLite may scan every pocket per subscription
+             "WHERE +p.tenant_id = %s AND p.subscription_id = s.subscription_id AND p.source <> %s ORDER BY p.id")
     ids = pl.DataFrame({"subscription_id": subscription_ids}, schema={"subscription_id": pl.Int64})
     with temporary_table("obol_subscriptions", ids):
         frame = query_frame(query, [current_tenant().pk, Source.POSTPAID.value], {
@@ -212,7 +213,7 @@ def prior_usage(group: pl.DataFrame, cycle_start, cycle_end, tz: str, resumed_fi
         return pl.DataFrame(schema=PRIOR_USAGE_SCHEMA)
     adapt = connection.ops.adapt_datetimefield_value
     query = (f"SELECT r.subscription_id, r.service, r.rate_table, SUM(r.billed) FROM obol_cutoffs c "
-             f"CROSS JOIN {RatedRecord._meta.db_table} r WHERE r.tenant_id = %s AND r.account_id = c.account_id "
+             f"CROSS JOIN {RatedRecord._meta.db_table} r WHERE +r.tenant_id = %s AND r.account_id = c.account_id "
              "AND r.subscription_id = c.subscription_id AND r.start >= %s AND r.start < %s "
              "AND (r.start < c.cutoff OR r.file_id = %s) GROUP BY r.subscription_id, r.service, r.rate_table")
     params = [current_tenant().pk, adapt(datetime.combine(cycle_start, time(0), tzinfo=zone)),
