@@ -36,7 +36,7 @@ test-postgres: venv
 	fi
 
 # Speed of the usage mass process (not a test, not part of `make test`): docs/usage-performance.md.
-# BENCH_RECORDS=200000 make bench for a quick run.
+# BENCH_RECORDS=200000 BENCH_SUBSCRIBERS=20000 make bench for a quick run; BENCH_DB_MAX=10000000 also stores 10M.
 bench: venv
 	$(BIN)/python bench/run.py
 

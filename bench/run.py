@@ -67,6 +67,9 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/benchdb"))
     parser.add_argument("--skip-db", action="store_true")
+    parser.add_argument("--db-max", type=int, default=int(os.environ.get("BENCH_DB_MAX", "1000000")),
+                        help="run the product path (import_file into a database) up to this N (10M: ~15 min on "
+                             "SQLite, longer on PostgreSQL)")
     parser.add_argument("--out", default=str(ROOT / "var" / "bench"))
     args = parser.parse_args()
     sizes = [int(n) for n in args.records.split(",") if n]
@@ -102,6 +105,9 @@ def main() -> None:
           f"with generate.py's population ({args.subscribers:,} subscribers, bench/population.py; "
           f"set-up not counted):")
     for n, engine in engines.items():
+        if n > args.db_max:
+            print(f"  N = {n:,}: skipped (BENCH_DB_MAX={args.db_max:,}; BENCH_DB_MAX={n} make bench runs it)")
+            continue
         csv = str(Path(args.out) / f"cdr-{n}.csv")
         for url in (f"sqlite:///{Path(args.out) / 'bench.sqlite3'}", args.postgres):
             result = stage("db", "--url", url, "--csv", csv, "--records", str(n), "--subscribers",
