@@ -51,14 +51,11 @@ class MoneyUse:
     to_accrual: bool
 
 
-def lock_accounts(account_ids) -> list[int]:
+def lock_accounts(account_ids) -> None:
     """Take the row locks of many accounts, in id order (two batches never wait on each other in
-    a cycle); returns the ids locked."""
-    locked: list[int] = []
+    a cycle)."""
     for part in batches(sorted(set(account_ids))):
-        locked += BillingAccount.objects.select_for_update().filter(pk__in=part).order_by("pk").values_list(
-            "pk", flat=True)
-    return locked
+        list(BillingAccount.objects.select_for_update().filter(pk__in=part).order_by("pk").values_list("pk"))
 
 
 class _Balances:
