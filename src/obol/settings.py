@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "obol.subscriptions",
     "obol.balances",
     "obol.usage",
+    "obol.charging",
     "obol.notifications",
     "obol.api",
     "obol.demo",

@@ -19,7 +19,7 @@ from django.db.models import Q
 
 from obol.balances import engine
 from obol.balances.models import LedgerEntry, Pocket, Source
-from obol.balances.services import SpendRefused, _account_state, _states, accrual_pockets
+from obol.balances.services import SpendRefused, account_state, pocket_states, accrual_pockets
 from obol.core import clock
 from obol.core.actors import Actor
 from obol.core.bulk import batches, filter_in, insert_frame, update_column
@@ -111,7 +111,7 @@ def _money_plans(uses: list[MoneyUse], books: _Balances) -> list[engine.SpendPla
         account = accounts[use.account_id]
         request = engine.SpendRequest(quantity=use.amount.value, unit=use.amount.unit.code, at=now)
         money = [p for p in by_account.get(account.pk, []) if p.unit == account.currency]
-        plan = engine.plan_spend(_states(money), _account_state(account), request)
+        plan = engine.plan_spend(pocket_states(money), account_state(account), request)
         if plan.allowed and plan.accrued:
             plan = engine.SpendPlan(False, code="insufficient_credit", message=(
                 f"account {account.number}: its money pockets no longer cover {use.amount}: rate the file again"))

@@ -99,7 +99,7 @@ class SpendPlan:
     details: dict = field(default_factory=dict)
 
 
-def _take_in_order(pockets, request, needed: Decimal, takes: list[Take]) -> Decimal:
+def take_in_order(pockets, request, needed: Decimal, takes: list[Take]) -> Decimal:
     for pocket in sorted(pockets, key=PocketState.order_key):
         if needed <= 0:
             break
@@ -122,7 +122,7 @@ def plan_spend(pockets: list[PocketState], account: AccountState, request: Spend
         money_needed = request.quantity
         covered = Decimal(0)
     else:
-        left = _take_in_order(unit_pockets, request, request.quantity, takes)
+        left = take_in_order(unit_pockets, request, request.quantity, takes)
         covered = EXACT.subtract(request.quantity, left)
         if left == 0:
             return SpendPlan(True, tuple(takes), covered=covered)
@@ -136,7 +136,7 @@ def plan_spend(pockets: list[PocketState], account: AccountState, request: Spend
     charged = Decimal(0)
     if account.mode in (PREPAID, HYBRID) and money_needed > 0:
         money_pockets = [p for p in pockets if p.unit == account.currency and not p.is_accrual]
-        left = _take_in_order(money_pockets, request, money_needed, takes)
+        left = take_in_order(money_pockets, request, money_needed, takes)
         charged = EXACT.subtract(money_needed, left)
         money_needed = left
     if money_needed == 0:

@@ -104,7 +104,7 @@ def open_pocket(actor: Actor, account: BillingAccount, amount: Amount, *, source
     return pocket, True
 
 
-def _states(pockets) -> list[engine.PocketState]:
+def pocket_states(pockets) -> list[engine.PocketState]:
     return [
         engine.PocketState(
             id=p.pk, unit=p.unit, balance=p.balance, priority=p.priority, valid_from=p.valid_from,
@@ -120,7 +120,7 @@ def unpaid_invoices(account: BillingAccount) -> Decimal:
     return Decimal(0)
 
 
-def _account_state(account: BillingAccount) -> engine.AccountState:
+def account_state(account: BillingAccount) -> engine.AccountState:
     return engine.AccountState(
         mode=account.mode, currency=account.currency, credit_limit=account.credit_limit,
         unpaid_invoices=unpaid_invoices(account), rounding=current_tenant().rounding,
@@ -164,7 +164,7 @@ def authorize(account: BillingAccount, amount: Amount, *, service: str | None = 
     what unit pockets do not cover. Reads only; `spend` does the same and books it."""
     request = _request(account, amount, at=at, service=service, destination_group=destination_group,
                        price=price, price_unit=price_unit)
-    return engine.plan_spend(_states(_pockets_for(account, request.unit, request.at)), _account_state(account),
+    return engine.plan_spend(pocket_states(_pockets_for(account, request.unit, request.at)), account_state(account),
                              request)
 
 
@@ -191,7 +191,7 @@ def spend(actor: Actor, account: BillingAccount, amount: Amount, *, reference: s
     request = _request(account, amount, at=at, service=service, destination_group=destination_group,
                        price=price, price_unit=price_unit)
     pockets = {p.pk: p for p in _pockets_for(account, request.unit, request.at)}
-    plan = engine.plan_spend(_states(pockets.values()), _account_state(account), request)
+    plan = engine.plan_spend(pocket_states(pockets.values()), account_state(account), request)
     if not plan.allowed:
         raise SpendRefused(plan)
     changes = []
@@ -279,7 +279,7 @@ def _check_accrual_adjustment(pocket: Pocket, amount: Decimal, new_balance: Deci
                                f"an adjustment of {amount} would turn it into credit (top up instead)",
                                field="amount", code="invalid_adjustment")
     if amount < 0:
-        refusal = engine.accrual_refusal(_account_state(pocket.account), -pocket.balance, -amount)
+        refusal = engine.accrual_refusal(account_state(pocket.account), -pocket.balance, -amount)
         if refusal is not None:
             raise ValidationFailed(f"amount: {refusal.message}", field="amount", code=refusal.code)
 
@@ -374,3 +374,21 @@ def refund_usage(actor: Actor, account: BillingAccount, amount: Amount, *, to_ac
     account = lock_account(account)
     pocket = accrual_pocket(actor, account) if to_accrual else money_pocket(actor, account, amount.unit.code)
     return _post(actor, pocket, Kind.CREDIT, amount.value, reason="usage re-rated", reference=reference)
+
+
+def book_takes(actor: Actor, account: BillingAccount, takes, *, reference: str, service: str = "",
+               at: datetime | None = None, reason: str = "usage") -> list[LedgerEntry]:
+    """Debit what a spend plan took: (pocket id, amount) pairs, pocket id 0 being the account's
+    unbilled-usage pocket (opened if needed). Call under the account's lock (`lock_account`)."""
+    actor.require_write()
+    ids = {pocket_id for pocket_id, _ in takes if pocket_id}
+    pockets = {p.pk: p for p in Pocket.objects.filter(pk__in=ids, account_id=account.pk)}
+    if len(pockets) != len(ids):
+        raise ValidationFailed(f"takes: pockets {sorted(ids - set(pockets))} are not account {account.number}'s",
+                               field="takes")
+    changes = []
+    for pocket_id, amount in takes:
+        if pocket_id not in pockets:  # 0: the unbilled-usage pocket, fetched once
+            pockets[pocket_id] = accrual_pocket(actor, account)
+        changes.append((pockets[pocket_id], -amount))
+    return _post_many(actor, changes, Kind.DEBIT, reason=reason, reference=reference, service=service, at=at)

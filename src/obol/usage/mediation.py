@@ -51,15 +51,23 @@ def _midnight(day, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone)
 
 
-def load_lookups() -> Lookups:
-    """The tenant's identifiers, subscription timelines, usage charges and accounts as frames."""
+def load_lookups(value: str | None = None) -> Lookups:
+    """The tenant's identifiers, subscription timelines, usage charges and accounts as frames;
+    with `value`, only what a record of that identifier value can map to (real-time charging)."""
     zone = ZoneInfo(current_tenant().timezone)
+    held = UsageIdentifier.objects.all() if value is None else UsageIdentifier.objects.filter(value=value)
     identifiers = pl.DataFrame(
-        list(UsageIdentifier.objects.values_list("kind", "value", "valid_from", "valid_to", "subscription_id")),
+        list(held.values_list("kind", "value", "valid_from", "valid_to", "subscription_id")),
         schema={"kind": pl.Utf8, "value": pl.Utf8, "valid_from": TS, "valid_to": TS, "subscription_id": pl.Int64},
         orient="row",
     )
-    changes = SubscriptionChange.objects.order_by("subscription_id", "seq").values_list(
+    changes = SubscriptionChange.objects.all()
+    accounts = BillingAccount.objects.all()
+    if value is not None:
+        subscriptions = set(identifiers["subscription_id"].to_list())
+        changes = changes.filter(subscription_id__in=subscriptions)
+        accounts = accounts.filter(subscriptions__in=subscriptions).distinct()
+    changes = changes.order_by("subscription_id", "seq").values_list(
         "subscription_id", "subscription__account_id", "plan_id", "status", "effective_date", "seq")
     # Several changes on one day: the last (highest seq) is the state of that day.
     states = pl.DataFrame(
@@ -81,7 +89,7 @@ def load_lookups() -> Lookups:
         orient="row",
     )
     accounts = pl.DataFrame(
-        list(BillingAccount.objects.values_list("pk", "currency", "mode", "bill_cycle_day")),
+        list(accounts.values_list("pk", "currency", "mode", "bill_cycle_day")),
         schema={"account_id": pl.Int64, "account_currency": pl.Utf8, "mode": pl.Utf8, "bill_cycle_day": pl.Int64},
         orient="row",
     )

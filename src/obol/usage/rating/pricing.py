@@ -75,3 +75,34 @@ def price(frame: pl.DataFrame, tiered: bool, rule: str) -> pl.Series:
         .then(pl.max_horizontal(usage, pl.col("minimum_charge_micros").fill_null(0))
               + pl.col("connection_fee_micros").fill_null(0))
         .otherwise(0).cast(pl.Int64).alias("price_micros")).to_series()
+
+
+# --- the same rules for one record (real-time charging prices one session at a time) ---------------
+# Plain integers, no Polars: a charging request cannot afford a frame per call. They must agree with
+# `billed_expr` and `price` exactly: tests/usage/test_pricing_scalar.py compares them on random input.
+
+def billed_one(kind: str, charged: int, first: int | None, step: int | None, rounding_factor: int) -> int:
+    """`billed_expr` for one record."""
+    if kind == "voice":
+        first = DEFAULT_FIRST_INCREMENT_S if first is None else first
+        step = first if step is None else step
+        if charged == 0:
+            return 0
+        return first + -(-max(charged - first, 0) // step) * step
+    if kind == "data":
+        return -(-charged // rounding_factor) * rounding_factor
+    return charged
+
+
+def price_one(charged: int, billed: int, price_micros: int, factor: int, minimum_micros: int | None,
+              fee_micros: int | None, rule: str) -> int:
+    """`price` for one flat-priced record: micro-units, rounded once by `rule`."""
+    if charged <= 0:
+        return 0
+    whole, rest = (billed // factor) * price_micros, (billed % factor) * price_micros
+    base, twice_rest = whole + rest // factor, 2 * (rest % factor)
+    if RoundingRule(rule) == RoundingRule.HALF_UP:
+        up = twice_rest >= factor
+    else:
+        up = twice_rest > factor or (twice_rest == factor and base % 2 == 1)
+    return max(base + int(up), minimum_micros or 0) + (fee_micros or 0)

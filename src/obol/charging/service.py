@@ -1,0 +1,551 @@
+"""Real-time charging (online credit control, as 3GPP Gy / CGRateS SessionS) as a service that any
+transport calls: the HTTP routes (charging/api.py) today, a Diameter front end later.
+
+    start(actor, request_id=..., subscriber=..., service="voice", destination=..., requested=300)
+    update(actor, session_id, request_id=..., used=300, requested=600)
+    terminate(actor, session_id, request_id=..., used=61)
+    charge_event(actor, request_id=..., subscriber=..., service="sms", destination=..., quantity=1)
+    sweep(actor)   # commit and release sessions whose grant expired
+
+Every call returns an `Answer` with a stable `code` ("ok" or why not). A request id answered before
+gets its first answer again and changes nothing. Each call is one transaction under the account's
+row lock (`balances.services.lock_account`): requests on one account serialise; on PostgreSQL two
+accounts never wait for each other.
+
+The rules are the batch ones: the subscriber is mapped by `usage.mediation.mediate` (identifier
+valid at the start, subscription state, the plan's usage charge for the service), the rate found by
+the batch engine's lookup (`usage.rating.single.terms`), the price and the pocket order by
+`charging.grants` (which uses the engine's pricing rules and the pocket core's order).
+Committed usage becomes a `usage.RatedRecord` (key `charging:<session>`) and ledger debits
+(reference the same key): the usage history, the pockets and billing see it as batch usage.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Q
+
+from obol.balances.engine import PocketState
+from obol.balances.models import Pocket, Source
+from obol.balances.services import account_state, book_takes, lock_account
+from obol.catalog.rate_models import DestinationPrefix, Rate, RateTableVersion
+from obol.catalog.rates import rate_frames
+from obol.charging import grants
+from obol.charging.models import ChargingRequest, ChargingSession, ChargingSettings, LowBalanceEvent
+from obol.core import clock
+from obol.core.actors import Actor
+from obol.core.errors import Conflict, ValidationFailed
+from obol.core.money import EXACT
+from obol.core.periods import Cycle, Frequency
+from obol.core.tenancy import current_tenant
+from obol.core.units import get_unit
+from obol.customers.models import BillingAccount
+from obol.subscriptions.identifiers import normalise
+from obol.subscriptions.models import Status, Subscription
+from obol.subscriptions.services import subscription_holding
+from obol.usage.importers.base import IDENTIFIER_KINDS, RECORD_SCHEMA, SERVICES
+from obol.usage.mediation import load_lookups, mediate
+from obol.usage.models import RatedRecord
+from obol.usage.rating.pricing import billed_one, price_one
+from obol.usage.rating.single import Catalog, Terms, catalog_of, terms
+
+# The answer codes (stable: clients branch on them) and the HTTP status the API gives each.
+CODES = {
+    "ok": 200,
+    "no_credit": 402,  # the pockets, the overdraft or the credit limit do not cover one more unit
+    "unknown_subscriber": 404,  # no subscription holds the identifier now
+    "subscription_suspended": 403,
+    "subscription_inactive": 403,  # pending or terminated
+    "no_tariff": 422,  # no usage charge for the service in the plan, or no rate for the destination / time
+    "unknown_session": 404,
+    "session_finished": 409,  # terminated or expired and swept: nothing more to grant
+    "account_closed": 403,
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: str
+    message: str = ""
+    session_id: str | None = None
+    granted: int = 0
+    valid_until: datetime | None = None
+    used: int = 0
+    charged: Decimal | None = None
+    currency: str | None = None
+    replayed: bool = False
+    details: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return CODES[self.code]
+
+    def as_json(self) -> dict:
+        return {"code": self.code, "message": self.message, "session_id": self.session_id,
+                "granted": self.granted, "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+                "used": self.used, "charged": None if self.charged is None else str(self.charged),
+                "currency": self.currency, **self.details}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Answer:
+        data = dict(data)
+        known = {k: data.pop(k) for k in ("code", "message", "session_id", "granted", "used", "currency")}
+        until, charged = data.pop("valid_until"), data.pop("charged")
+        return cls(**known, valid_until=datetime.fromisoformat(until) if until else None,
+                   charged=None if charged is None else Decimal(charged), replayed=True, details=data)
+
+
+def settings() -> ChargingSettings:
+    found = ChargingSettings.objects.first()
+    return found if found is not None else ChargingSettings(tenant=current_tenant())
+
+
+# --- idempotency ---------------------------------------------------------------------------------
+
+def _fingerprint(operation: str, **params) -> str:
+    return hashlib.sha256(json.dumps([operation, params], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _answered(request_id: str, fingerprint: str) -> Answer | None:
+    if not request_id or len(request_id) > 200:
+        raise ValidationFailed("request_id: every charging request needs an id of 1 to 200 characters",
+                               field="request_id")
+    found = ChargingRequest.objects.filter(request_id=request_id).first()
+    if found is None:
+        return None
+    if found.fingerprint != fingerprint:
+        raise Conflict(f"request_id: {request_id!r} was already used for a different request", field="request_id",
+                       code="request_id_reused")
+    return Answer.from_json(found.answer)
+
+
+def _remember(request_id: str, operation: str, fingerprint: str, answer: Answer,
+              session: ChargingSession | None = None) -> Answer:
+    ChargingRequest.objects.create(tenant=current_tenant(), request_id=request_id, operation=operation,
+                                   fingerprint=fingerprint, session=session, code=answer.code,
+                                   answer=answer.as_json())
+    return answer
+
+
+def _once(operation: str, request_id: str, params: dict, work) -> Answer:
+    """Run `work(fingerprint)` in one transaction unless `request_id` was answered; a concurrent
+    repeat that loses the race on the request id gets the winner's answer."""
+    fingerprint = _fingerprint(operation, **params)
+    try:
+        with transaction.atomic():
+            return _answered(request_id, fingerprint) or work(fingerprint)
+    except IntegrityError:
+        found = _answered(request_id, fingerprint)
+        if found is None:
+            raise
+        return found
+
+
+# --- what a session is priced by -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Mapped:
+    subscription_id: int
+    account_id: int
+    service: str
+    rate_table: str
+
+
+def _map(identifier: str, kind: str, service_kind: str, at: datetime) -> _Mapped | Answer:
+    """The subscription, service and rate table a record of `identifier` at `at` maps to, by
+    mediation's own rules, or the refusal."""
+    if kind not in IDENTIFIER_KINDS:
+        raise ValidationFailed(f"identifier_kind: {kind!r} is not one of {', '.join(IDENTIFIER_KINDS)}",
+                               field="identifier_kind")
+    if service_kind not in SERVICES:
+        raise ValidationFailed(f"service: {service_kind!r} is not one of {', '.join(SERVICES)}", field="service")
+    value = normalise(kind, identifier) if kind in ("msisdn", "imsi", "username", "external_id") else identifier
+    record = pl.DataFrame([{
+        "source": "charging", "file": None, "line": None, "record_key": "charging", "service": service_kind,
+        "identifier_kind": kind, "identifier": value, "destination": "", "start": at, "duration_s": None,
+        "volume_bytes": None, "events": None, "raw": None}], schema=RECORD_SCHEMA)
+    mediated, suspense = mediate(record, load_lookups(value))
+    if mediated.height:
+        row = mediated.row(0, named=True)
+        return _Mapped(row["subscription_id"], row["account_id"], row["service"], row["rate_table"])
+    reason = suspense["reason"][0]
+    if reason == "unknown_identifier":
+        return Answer("unknown_subscriber", f"no subscription holds {kind} {value} now")
+    if reason == "no_usage_charge":
+        return Answer("no_tariff", f"the subscriber's plan has no usage charge for {service_kind}")
+    holder = subscription_holding(kind, value, at)
+    status = holder.status if holder is not None else None
+    if status == Status.SUSPENDED:
+        return Answer("subscription_suspended", f"the subscription of {kind} {value} is suspended")
+    return Answer("subscription_inactive", f"the subscription of {kind} {value} is {status or 'not active'}")
+
+
+_CATALOGS: dict[tuple[int, str], tuple[tuple, float, Catalog]] = {}
+_CATALOG_TTL_S = 30  # an edit of a rate in place (same rows) reaches real-time charging within this
+
+
+def _catalog(table: str) -> Catalog:
+    """The rate table's lookup catalog, built once per tariff revision (a load or correction gives
+    new rows, which the stamp sees) and kept in the process."""
+    versions = RateTableVersion.objects.filter(table__code=table)
+    stamp = (versions.aggregate(n=Count("pk"), last=Max("pk")).values(),
+             Rate.objects.filter(version__in=versions).aggregate(n=Count("pk"), last=Max("pk")).values(),
+             DestinationPrefix.objects.filter(version__in=versions).aggregate(last=Max("pk")).values())
+    stamp = tuple(tuple(part) for part in stamp)
+    key = (current_tenant().pk, table)
+    cached = _CATALOGS.get(key)
+    if cached is not None and cached[0] == stamp and time.monotonic() - cached[1] < _CATALOG_TTL_S:
+        return cached[2]
+    catalog = catalog_of({table: rate_frames(table, versions="all")})
+    _CATALOGS[key] = (stamp, time.monotonic(), catalog)
+    return catalog
+
+
+def _terms(mapped: _Mapped, kind: str, destination: str, at: datetime) -> Terms | Answer:
+    found = terms(_catalog(mapped.rate_table), mapped.rate_table, kind, destination, at, current_tenant().timezone)
+    if isinstance(found, str):
+        return Answer("no_tariff", f"rate table {mapped.rate_table} does not price {kind} to {destination or '-'} "
+                                   f"at {at.isoformat()} ({found})", details={"reason": found})
+    if found.tiered:
+        return Answer("no_tariff", f"rate table {mapped.rate_table} prices {kind} by usage tiers, which only "
+                                   "batch rating applies", details={"reason": "tiered_rate"})
+    return found
+
+
+# --- funds: the pockets a session may draw on ------------------------------------------------------
+
+def _held_by_others(account_id: int, session: ChargingSession | None, now: datetime) -> dict[str, Decimal]:
+    others = ChargingSession.objects.filter(account_id=account_id, state=ChargingSession.State.OPEN,
+                                            expires_at__gt=now)
+    if session is not None:
+        others = others.exclude(pk=session.pk)
+    held: dict[str, Decimal] = {}
+    for holds in others.values_list("holds", flat=True):
+        for pocket, amount in holds.items():
+            held[pocket] = EXACT.add(held.get(pocket, Decimal(0)), Decimal(amount))
+    return held
+
+
+def _funds(account: BillingAccount, subscription_id: int, service: str, at: datetime,
+           session: ChargingSession | None = None) -> tuple[grants.Funds, dict[int, Pocket]]:
+    now = clock.now()
+    held = _held_by_others(account.pk, session, now)
+    usable = (Q(source=Source.POSTPAID) | ~Q(balance=Decimal(0))) & (Q(valid_until__isnull=True) |
+                                                                    Q(valid_until__gt=at))
+    pockets = list(Pocket.objects.filter(usable, account=account))
+    units, money, owed = [], [], EXACT.add(held.get(str(grants.ACCRUAL), Decimal(0)), Decimal(0))
+    for p in pockets:
+        left = EXACT.subtract(p.balance, held.get(str(p.pk), Decimal(0)))
+        if p.is_accrual:
+            owed = EXACT.add(owed, EXACT.subtract(held.get(str(p.pk), Decimal(0)), p.balance))
+            continue
+        state = PocketState(id=p.pk, unit=p.unit, balance=left, priority=p.priority, valid_from=p.valid_from,
+                            valid_until=p.valid_until, services=tuple(p.services),
+                            destination_groups=tuple(p.destination_groups))
+        if p.unit == account.currency:
+            money.append(state)
+        elif p.subscription_id == subscription_id and service in p.services and not get_unit(p.unit).is_money:
+            units.append(state)  # as batch rating: the subscription's unit pockets naming the service
+    return grants.Funds(account_state(account), tuple(units), tuple(money), owed), {p.pk: p for p in pockets}
+
+
+def _rule() -> str:
+    return current_tenant().rounding
+
+
+# --- the operations ----------------------------------------------------------------------------------
+
+def start(actor: Actor, *, request_id: str, subscriber: str, service: str, requested: int, destination: str = "",
+          identifier_kind: str = "msisdn", at: datetime | None = None) -> Answer:
+    """Open a session: map the subscriber, find the rate, grant up to `requested` units (seconds,
+    bytes or events) and hold what they cost."""
+    actor.require_write()
+    _check_units("requested", requested)
+    params = {"subscriber": subscriber, "service": service, "requested": requested, "destination": destination,
+              "identifier_kind": identifier_kind, "at": at}
+
+    def work(fingerprint: str) -> Answer:
+        when = at or clock.now()
+        mapped = _map(subscriber, identifier_kind, service, when)
+        if isinstance(mapped, Answer):
+            return _remember(request_id, "start", fingerprint, mapped)
+        found = _terms(mapped, service, destination, when)
+        if isinstance(found, Answer):
+            return _remember(request_id, "start", fingerprint, found)
+        account = lock_account(BillingAccount(pk=mapped.account_id))
+        if (again := _answered(request_id, fingerprint)) is not None:  # a repeat that waited for the lock
+            return again
+        if account.status == BillingAccount.Status.CLOSED:
+            return _remember(request_id, "start", fingerprint, Answer("account_closed", "the account is closed"))
+        config = settings()
+        funds, _ = _funds(account, mapped.subscription_id, mapped.service, when)
+        granted, held = grants.grant(found, 0, _capped(requested, service, config), funds, at=when,
+                                     service=mapped.service, rule=_rule())
+        if granted == 0:
+            return _remember(request_id, "start", fingerprint, _no_credit(account))
+        now = clock.now()
+        session = ChargingSession.objects.create(
+            tenant=current_tenant(), account=account, subscription_id=mapped.subscription_id, identifier=subscriber,
+            service_kind=service, service=mapped.service, destination=destination or "", started_at=when,
+            terms=_terms_json(found), granted=granted, holds=held.holds(),
+            expires_at=now + timedelta(seconds=config.grant_validity_s))
+        return _remember(request_id, "start", fingerprint, _granted(session), session)
+
+    return _once("start", request_id, params, work)
+
+
+def update(actor: Actor, session_id: str, *, request_id: str, used: int, requested: int) -> Answer:
+    """Report `used` units since the last report and ask for `requested` more."""
+    actor.require_write()
+    _check_units("used", used)
+    _check_units("requested", requested)
+    return _on_session("update", actor, session_id, request_id, {"used": used, "requested": requested},
+                       lambda session, account: _regrant(session, account, used, requested))
+
+
+def terminate(actor: Actor, session_id: str, *, request_id: str, used: int) -> Answer:
+    """Report the last `used` units: the session's usage is committed and the rest released."""
+    actor.require_write()
+    _check_units("used", used)
+    return _on_session("terminate", actor, session_id, request_id, {"used": used},
+                       lambda session, account: _terminate(actor, session, account, used))
+
+
+def charge_event(actor: Actor, *, request_id: str, subscriber: str, service: str, quantity: int = 1,
+                 destination: str = "", identifier_kind: str = "msisdn", at: datetime | None = None) -> Answer:
+    """A one-shot event (an SMS, a purchase): priced, and debited at once if the funds cover it."""
+    actor.require_write()
+    _check_units("quantity", quantity, least=1)
+    params = {"subscriber": subscriber, "service": service, "quantity": quantity, "destination": destination,
+              "identifier_kind": identifier_kind, "at": at}
+
+    def work(fingerprint: str) -> Answer:
+        when = at or clock.now()
+        mapped = _map(subscriber, identifier_kind, service, when)
+        if isinstance(mapped, Answer):
+            return _remember(request_id, "event", fingerprint, mapped)
+        found = _terms(mapped, service, destination, when)
+        if isinstance(found, Answer):
+            return _remember(request_id, "event", fingerprint, found)
+        account = lock_account(BillingAccount(pk=mapped.account_id))
+        if (again := _answered(request_id, fingerprint)) is not None:
+            return again
+        funds, pockets = _funds(account, mapped.subscription_id, mapped.service, when)
+        priced = grants.cost(found, quantity, funds, at=when, service=mapped.service, rule=_rule())
+        if priced.shortfall > 0:
+            return _remember(request_id, "event", fingerprint, _no_credit(account))
+        key = f"charging:event:{request_id}"
+        _commit(actor, account, priced, pockets, key=key, subscription_id=mapped.subscription_id,
+                service=mapped.service, terms=found, start=when, destination=destination)
+        return _remember(request_id, "event", fingerprint, Answer(
+            "ok", f"{quantity} {service} charged", granted=quantity, used=quantity, charged=priced.price,
+            currency=found.currency, details={"included": priced.included}))
+
+    return _once("event", request_id, params, work)
+
+
+def sweep(actor: Actor, at: datetime | None = None) -> int:
+    """Commit the reported usage of open sessions whose grant expired and release their holds.
+    One transaction per session under its account's lock. Returns how many were swept."""
+    actor.require_write()
+    at = at or clock.now()
+    due = list(ChargingSession.objects.filter(state=ChargingSession.State.OPEN, expires_at__lte=at)
+               .order_by("account_id", "pk").values_list("pk", flat=True))
+    swept = 0
+    for pk in due:
+        with transaction.atomic():
+            session = ChargingSession.objects.get(pk=pk)
+            account = lock_account(BillingAccount(pk=session.account_id))
+            session.refresh_from_db()
+            if session.state != ChargingSession.State.OPEN or session.expires_at > at:
+                continue  # updated or terminated meanwhile
+            _close(actor, session, account, session.used, ChargingSession.State.EXPIRED)
+            swept += 1
+    return swept
+
+
+# --- inside the operations -------------------------------------------------------------------------
+
+def _check_units(name: str, value, least: int = 0) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ValidationFailed(f"{name}: {value!r} is not a whole number of units of at least {least}", field=name)
+
+
+def _capped(requested: int, service: str, config: ChargingSettings) -> int:
+    return min(requested, config.max_grant_s) if service == "voice" else requested
+
+
+def _terms_json(found: Terms) -> dict:
+    return dict(found.__dict__)
+
+
+def _session_terms(session: ChargingSession) -> Terms:
+    return Terms(**session.terms)
+
+
+def _granted(session: ChargingSession, code: str = "ok", message: str = "") -> Answer:
+    return Answer(code, message, session_id=str(session.key), granted=session.granted,
+                  valid_until=session.expires_at if session.granted else None, used=session.used)
+
+
+def _no_credit(account: BillingAccount) -> Answer:
+    return Answer("no_credit", f"the funds of account {account.number} do not cover one more unit",
+                  currency=account.currency)
+
+
+def _on_session(operation: str, actor: Actor, session_id: str, request_id: str, params: dict, act) -> Answer:
+    def work(fingerprint: str) -> Answer:
+        session = ChargingSession.objects.filter(key=_uuid(session_id)).first() if _uuid(session_id) else None
+        if session is None:  # answered, nothing kept: an unknown session has no side effects
+            return Answer("unknown_session", f"no charging session {session_id}")
+        account = lock_account(BillingAccount(pk=session.account_id))
+        if (again := _answered(request_id, fingerprint)) is not None:
+            return again
+        session.refresh_from_db()
+        if session.state == ChargingSession.State.TERMINATED or (
+                session.state == ChargingSession.State.EXPIRED and operation == "update"):
+            return Answer("session_finished", f"session {session.key} is {session.state}",
+                          session_id=str(session.key), used=session.used, charged=session.charged)
+        return _remember(request_id, operation, fingerprint, act(session, account), session)
+
+    return _once(operation, request_id, {"session": session_id, **params}, work)
+
+
+def _uuid(value: str):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _regrant(session: ChargingSession, account: BillingAccount, used: int, requested: int) -> Answer:
+    config = settings()
+    session.used += used
+    found = _session_terms(session)
+    funds, _ = _funds(account, session.subscription_id, session.service, session.started_at, session)
+    status = Subscription.objects.filter(pk=session.subscription_id).values_list("status", flat=True).first()
+    stopped = config.stop_open_sessions_when_suspended and status != Status.ACTIVE
+    if stopped:
+        granted, held = 0, grants.cost(found, session.used, funds, at=session.started_at, service=session.service,
+                                       rule=_rule(), strict=False)
+    else:
+        granted, held = grants.grant(found, session.used, _capped(requested, session.service_kind, config), funds,
+                                     at=session.started_at, service=session.service, rule=_rule())
+    session.granted, session.holds = granted, held.holds()
+    session.expires_at = clock.now() + timedelta(seconds=config.grant_validity_s)
+    session.save(update_fields=["used", "granted", "holds", "expires_at"])
+    if stopped:
+        return _granted(session, "subscription_suspended" if status == Status.SUSPENDED
+                        else "subscription_inactive", f"the subscription is {status}: no more units")
+    if granted == 0 and requested > 0:
+        return _granted(session, "no_credit", "the funds do not cover one more unit")
+    return _granted(session)
+
+
+def _terminate(actor: Actor, session: ChargingSession, account: BillingAccount, used: int) -> Answer:
+    total = session.used + used
+    if session.state == ChargingSession.State.EXPIRED:  # swept: its reported use is committed already
+        _commit_late(actor, session, account, total)
+    else:
+        _close(actor, session, account, total, ChargingSession.State.TERMINATED)
+    return Answer("ok", f"{total} units committed", session_id=str(session.key), used=total,
+                  charged=session.charged, currency=account.currency,
+                  details={"included": session.included, "shortfall": str(session.shortfall)})
+
+
+def _close(actor: Actor, session: ChargingSession, account: BillingAccount, total: int, state: str) -> None:
+    """Commit `total` units of the session (its holds count as its own) and release the rest."""
+    found = _session_terms(session)
+    funds, pockets = _funds(account, session.subscription_id, session.service, session.started_at, session)
+    priced = grants.cost(found, total, funds, at=session.started_at, service=session.service, rule=_rule(),
+                         strict=False)
+    if total > 0:
+        _commit(actor, account, priced, pockets, key=session.record_key, subscription_id=session.subscription_id,
+                service=session.service, terms=found, start=session.started_at, destination=session.destination,
+                session=session)
+    session.used, session.granted, session.holds, session.state = total, 0, {}, state
+    session.charged, session.included, session.shortfall = priced.price, priced.included, priced.shortfall
+    session.ended_at = clock.now()
+    session.save(update_fields=["used", "granted", "holds", "state", "charged", "included", "shortfall",
+                                "ended_at"])
+
+
+def _commit_late(actor: Actor, session: ChargingSession, account: BillingAccount, total: int) -> None:
+    """A terminate after the sweeper committed the session: the units reported beyond those are
+    charged as the difference in price (money only; allowances were settled at the sweep)."""
+    found = _session_terms(session)
+    charged_before = session.used - session.included
+    extra = total - session.used
+    if extra > 0:
+        def micros(units):
+            billed = billed_one(found.kind, units, found.first_increment_s, found.next_increment_s,
+                                       found.rounding_factor)
+            return price_one(units, billed, found.price_micros, found.factor, found.minimum_charge_micros,
+                                    found.connection_fee_micros, _rule())
+        delta = micros(charged_before + extra) - micros(charged_before)
+        money_terms = Terms(**{**session.terms, "kind": "event", "price_micros": delta, "factor": 1,
+                               "minimum_charge_micros": 0, "connection_fee_micros": 0})
+        funds, pockets = _funds(account, session.subscription_id, session.service, session.started_at, session)
+        funds = grants.Funds(funds.account, (), funds.money, funds.owed)
+        priced = grants.cost(money_terms, 1 if delta else 0, funds, at=session.started_at, service=session.service,
+                             rule=_rule(), strict=False)
+        if delta:
+            book_takes(actor, account, [(t.pocket_id, t.amount) for t in priced.takes],
+                       reference=f"{session.record_key}:late", service=session.service, reason="usage (late report)")
+        RatedRecord.objects.filter(record_key=session.record_key).update(
+            quantity=total, charged=charged_before + extra, price_micros=_micros(session.charged) + delta,
+            uncovered=(session.shortfall + priced.shortfall) > 0)
+        session.charged = EXACT.add(session.charged, priced.price)
+        session.shortfall = EXACT.add(session.shortfall, priced.shortfall)
+    session.used, session.state, session.ended_at = total, ChargingSession.State.TERMINATED, clock.now()
+    session.save(update_fields=["used", "state", "charged", "shortfall", "ended_at"])
+
+
+def _micros(value: Decimal) -> int:
+    return int(value.scaleb(6))
+
+
+def _commit(actor: Actor, account: BillingAccount, priced: grants.Cost, pockets: dict[int, Pocket], *, key: str,
+            subscription_id: int, service: str, terms: Terms, start: datetime, destination: str,
+            session: ChargingSession | None = None) -> None:
+    """Book the cost's takes and keep the usage as a rated record (as batch rating would)."""
+    before = _money_left(account)
+    if priced.takes:
+        book_takes(actor, account, [(t.pocket_id, t.amount) for t in priced.takes], reference=key, service=service,
+                   at=start, reason="usage (real-time)")
+    allowance = ";".join(f"{t.pocket_id}:{int(t.amount)}" for t in priced.takes
+                         if t.pocket_id in pockets and pockets[t.pocket_id].unit != account.currency
+                         and not pockets[t.pocket_id].is_accrual)
+    zone = ZoneInfo(current_tenant().timezone)
+    cycle = Cycle(Frequency.MONTH, day=account.bill_cycle_day).period_containing(start.astimezone(zone).date())
+    RatedRecord.objects.create(
+        tenant=current_tenant(), record_key=key, account_id=account.pk, subscription_id=subscription_id,
+        service=service, rate_table=terms.rate_table, cycle_start=cycle.start, start=start, quantity=priced.quantity,
+        destination=destination or "", destination_group=terms.destination_group, time_band=terms.time_band,
+        included=priced.included, charged=priced.charged, billed=priced.billed, price_micros=priced.price_micros,
+        currency=terms.currency, uncovered=priced.shortfall > 0, takes=allowance)
+    _low_balance(account, before, session)
+
+
+def _money_left(account: BillingAccount) -> Decimal:
+    return sum((p.balance for p in Pocket.objects.filter(account=account, unit=account.currency)
+                .exclude(source=Source.POSTPAID)), Decimal(0))
+
+
+def _low_balance(account: BillingAccount, before: Decimal, session: ChargingSession | None) -> None:
+    threshold = settings().low_balance_threshold
+    if threshold is None or account.mode == BillingAccount.Mode.POSTPAID:
+        return
+    after = _money_left(account)
+    if after < threshold <= before:  # crossed by this commit: one event, not one per call below it
+        LowBalanceEvent.objects.create(tenant=current_tenant(), account=account, balance=after, threshold=threshold,
+                                       currency=account.currency, session=session)
