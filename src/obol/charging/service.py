@@ -44,6 +44,7 @@ from obol.charging.models import ChargingRequest, ChargingSession, ChargingSetti
 from obol.core import clock
 from obol.core.actors import Actor
 from obol.core.errors import Conflict, ValidationFailed
+from obol.core.fields import canonical_text
 from obol.core.money import EXACT
 from obol.core.periods import Cycle, Frequency
 from obol.core.tenancy import current_tenant
@@ -92,7 +93,7 @@ class Answer:
     def as_json(self) -> dict:
         return {"code": self.code, "message": self.message, "session_id": self.session_id,
                 "granted": self.granted, "valid_until": self.valid_until.isoformat() if self.valid_until else None,
-                "used": self.used, "charged": None if self.charged is None else str(self.charged),
+                "used": self.used, "charged": None if self.charged is None else canonical_text(self.charged),
                 "currency": self.currency, **self.details}
 
     @classmethod
@@ -404,7 +405,7 @@ def _no_credit(account: BillingAccount) -> Answer:
 
 def _on_session(operation: str, actor: Actor, session_id: str, request_id: str, params: dict, act) -> Answer:
     def work(fingerprint: str) -> Answer:
-        session = ChargingSession.objects.filter(key=_uuid(session_id)).first() if _uuid(session_id) else None
+        session = ChargingSession.objects.filter(key=session_key(session_id)).first() if session_key(session_id) else None
         if session is None:  # answered, nothing kept: an unknown session has no side effects
             return Answer("unknown_session", f"no charging session {session_id}")
         account = lock_account(BillingAccount(pk=session.account_id))
@@ -420,7 +421,8 @@ def _on_session(operation: str, actor: Actor, session_id: str, request_id: str, 
     return _once(operation, request_id, {"session": session_id, **params}, work)
 
 
-def _uuid(value: str):
+def session_key(value: str) -> uuid.UUID | None:
+    """The session id as a UUID, or None when it is not one."""
     try:
         return uuid.UUID(str(value))
     except ValueError:
