@@ -2,9 +2,11 @@
 tariffs price calls to German mobile numbers at 0.10/min at peak (60/60 increments), SMS at 0.09."""
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from io import StringIO
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.management import call_command
 
 from obol.balances import services as balances
 from obol.balances.models import LedgerEntry, Pocket
@@ -209,3 +211,15 @@ def test_a_prepaid_account_with_a_credit_limit_may_go_into_overdraft(in_tenant, 
         charging.terminate(system, s.session_id, request_id="od2", used=900)
     assert Pocket.objects.get(account=account, source="postpaid").balance == Decimal("-0.50")
     assert Pocket.objects.get(account=account, source="topup").balance == 0
+
+
+def test_the_sweep_command_sweeps_every_tenant(setup, system):
+    ChargingSettings.objects.create(grant_validity_s=30)
+    with frozen(TUESDAY_10):
+        charging.start(system, request_id="z", subscriber=PREPAID, service="voice", destination=MOBILE,
+                       requested=60)
+    out = StringIO()
+    with frozen(TUESDAY_10 + timedelta(minutes=1)):
+        call_command("charging", "sweep", stdout=out)
+    assert "acme: 1 expired session(s) swept" in out.getvalue()
+    assert ChargingSession.objects.get().state == "expired"

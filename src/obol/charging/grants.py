@@ -61,6 +61,53 @@ class Cost:
         return {pocket: str(amount) for pocket, amount in held.items()}
 
 
+@dataclass(frozen=True)
+class PocketRow:
+    """A pocket as stored (whichever path read it)."""
+
+    id: int
+    unit: str
+    balance: Decimal
+    priority: int
+    valid_from: datetime | None
+    valid_until: datetime | None
+    services: tuple[str, ...]
+    destination_groups: tuple[str, ...]
+    is_accrual: bool
+    subscription_id: int | None
+
+
+def held(holds: list[dict]) -> dict[str, Decimal]:
+    """What sessions hold per pocket, summed from their `holds`."""
+    total: dict[str, Decimal] = {}
+    for one in holds:
+        for pocket, amount in one.items():
+            total[pocket] = EXACT.add(total.get(pocket, Decimal(0)), Decimal(amount))
+    return total
+
+
+def funds(account: AccountState, pockets: list[PocketRow], held_by_others: dict[str, Decimal], *,
+          subscription_id: int, service: str, is_money_unit) -> Funds:
+    """What a session may draw on: the account's money pockets in its currency and, as batch rating
+    takes allowances, the subscription's unit pockets naming the service; each less what the
+    account's other open sessions hold; `owed` the unbilled usage plus what they hold of it."""
+    units, money = [], []
+    owed = held_by_others.get(str(ACCRUAL), Decimal(0))
+    for p in pockets:
+        holding = held_by_others.get(str(p.id), Decimal(0))
+        if p.is_accrual:
+            owed = EXACT.add(owed, EXACT.subtract(holding, p.balance))
+            continue
+        state = PocketState(id=p.id, unit=p.unit, balance=EXACT.subtract(p.balance, holding), priority=p.priority,
+                            valid_from=p.valid_from, valid_until=p.valid_until, services=p.services,
+                            destination_groups=p.destination_groups)
+        if p.unit == account.currency:
+            money.append(state)
+        elif p.subscription_id == subscription_id and service in p.services and not is_money_unit(p.unit):
+            units.append(state)
+    return Funds(account, tuple(units), tuple(money), owed)
+
+
 def cost(terms: Terms, quantity: int, funds: Funds, *, at: datetime, service: str, rule: str,
          strict: bool = True) -> Cost:
     request = SpendRequest(quantity=Decimal(quantity), unit="", at=at, service=service,
@@ -111,3 +158,20 @@ def grant(terms: Terms, used: int, requested: int, funds: Funds, *, at: datetime
         else:
             hi = mid
     return lo, low
+
+
+def money_left(pockets: list[PocketRow], currency: str) -> Decimal:
+    """Money the account holds in its money pockets (the unbilled-usage pocket aside)."""
+    return sum((p.balance for p in pockets if p.unit == currency and not p.is_accrual), Decimal(0))
+
+
+def money_after(pockets: list[PocketRow], currency: str, takes: tuple[Take, ...]) -> Decimal:
+    """`money_left` once `takes` are booked."""
+    money = {p.id for p in pockets if p.unit == currency and not p.is_accrual}
+    taken = sum((t.amount for t in takes if t.pocket_id in money), Decimal(0))
+    return EXACT.subtract(money_left(pockets, currency), taken)
+
+
+def low_balance(before: Decimal, after: Decimal, threshold: Decimal | None) -> bool:
+    """Did a commit take the money below the threshold? Once when crossing, not at every call below."""
+    return threshold is not None and after < threshold <= before

@@ -34,7 +34,6 @@ import polars as pl
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 
-from obol.balances.engine import PocketState
 from obol.balances.models import Pocket, Source
 from obol.balances.services import account_state, book_takes, lock_account
 from obol.catalog.rate_models import DestinationPrefix, Rate, RateTableVersion
@@ -224,39 +223,24 @@ def _terms(mapped: _Mapped, kind: str, destination: str, at: datetime) -> Terms 
 
 # --- funds: the pockets a session may draw on ------------------------------------------------------
 
-def _held_by_others(account_id: int, session: ChargingSession | None, now: datetime) -> dict[str, Decimal]:
-    others = ChargingSession.objects.filter(account_id=account_id, state=ChargingSession.State.OPEN,
-                                            expires_at__gt=now)
+def _funds(account: BillingAccount, subscription_id: int, service: str, at: datetime,
+           session: ChargingSession | None = None) -> tuple[grants.Funds, list[grants.PocketRow]]:
+    others = ChargingSession.objects.filter(account_id=account.pk, state=ChargingSession.State.OPEN,
+                                            expires_at__gt=clock.now())
     if session is not None:
         others = others.exclude(pk=session.pk)
-    held: dict[str, Decimal] = {}
-    for holds in others.values_list("holds", flat=True):
-        for pocket, amount in holds.items():
-            held[pocket] = EXACT.add(held.get(pocket, Decimal(0)), Decimal(amount))
-    return held
-
-
-def _funds(account: BillingAccount, subscription_id: int, service: str, at: datetime,
-           session: ChargingSession | None = None) -> tuple[grants.Funds, dict[int, Pocket]]:
-    now = clock.now()
-    held = _held_by_others(account.pk, session, now)
     usable = (Q(source=Source.POSTPAID) | ~Q(balance=Decimal(0))) & (Q(valid_until__isnull=True) |
                                                                     Q(valid_until__gt=at))
     pockets = list(Pocket.objects.filter(usable, account=account))
-    units, money, owed = [], [], EXACT.add(held.get(str(grants.ACCRUAL), Decimal(0)), Decimal(0))
-    for p in pockets:
-        left = EXACT.subtract(p.balance, held.get(str(p.pk), Decimal(0)))
-        if p.is_accrual:
-            owed = EXACT.add(owed, EXACT.subtract(held.get(str(p.pk), Decimal(0)), p.balance))
-            continue
-        state = PocketState(id=p.pk, unit=p.unit, balance=left, priority=p.priority, valid_from=p.valid_from,
-                            valid_until=p.valid_until, services=tuple(p.services),
-                            destination_groups=tuple(p.destination_groups))
-        if p.unit == account.currency:
-            money.append(state)
-        elif p.subscription_id == subscription_id and service in p.services and not get_unit(p.unit).is_money:
-            units.append(state)  # as batch rating: the subscription's unit pockets naming the service
-    return grants.Funds(account_state(account), tuple(units), tuple(money), owed), {p.pk: p for p in pockets}
+    rows = [grants.PocketRow(p.pk, p.unit, p.balance, p.priority, p.valid_from, p.valid_until, tuple(p.services),
+                             tuple(p.destination_groups), p.is_accrual, p.subscription_id) for p in pockets]
+    found = grants.funds(account_state(account), rows, grants.held(list(others.values_list("holds", flat=True))),
+                         subscription_id=subscription_id, service=service, is_money_unit=is_money_unit)
+    return found, rows
+
+
+def is_money_unit(code: str) -> bool:
+    return get_unit(code).is_money
 
 
 def _rule() -> str:
@@ -516,38 +500,37 @@ def _micros(value: Decimal) -> int:
     return int(value.scaleb(6))
 
 
-def _commit(actor: Actor, account: BillingAccount, priced: grants.Cost, pockets: dict[int, Pocket], *, key: str,
-            subscription_id: int, service: str, terms: Terms, start: datetime, destination: str,
+def _commit(actor: Actor, account: BillingAccount, priced: grants.Cost, pockets: list[grants.PocketRow], *,
+            key: str, subscription_id: int, service: str, terms: Terms, start: datetime, destination: str,
             session: ChargingSession | None = None) -> None:
     """Book the cost's takes and keep the usage as a rated record (as batch rating would)."""
-    before = _money_left(account)
     if priced.takes:
         book_takes(actor, account, [(t.pocket_id, t.amount) for t in priced.takes], reference=key, service=service,
                    at=start, reason="usage (real-time)")
-    allowance = ";".join(f"{t.pocket_id}:{int(t.amount)}" for t in priced.takes
-                         if t.pocket_id in pockets and pockets[t.pocket_id].unit != account.currency
-                         and not pockets[t.pocket_id].is_accrual)
-    zone = ZoneInfo(current_tenant().timezone)
-    cycle = Cycle(Frequency.MONTH, day=account.bill_cycle_day).period_containing(start.astimezone(zone).date())
-    RatedRecord.objects.create(
-        tenant=current_tenant(), record_key=key, account_id=account.pk, subscription_id=subscription_id,
-        service=service, rate_table=terms.rate_table, cycle_start=cycle.start, start=start, quantity=priced.quantity,
-        destination=destination or "", destination_group=terms.destination_group, time_band=terms.time_band,
-        included=priced.included, charged=priced.charged, billed=priced.billed, price_micros=priced.price_micros,
-        currency=terms.currency, uncovered=priced.shortfall > 0, takes=allowance)
-    _low_balance(account, before, session)
-
-
-def _money_left(account: BillingAccount) -> Decimal:
-    return sum((p.balance for p in Pocket.objects.filter(account=account, unit=account.currency)
-                .exclude(source=Source.POSTPAID)), Decimal(0))
-
-
-def _low_balance(account: BillingAccount, before: Decimal, session: ChargingSession | None) -> None:
+    RatedRecord.objects.create(tenant=current_tenant(), **rated_record(account.pk, account.bill_cycle_day, priced,
+                                                                       pockets, key=key,
+                                                                       subscription_id=subscription_id,
+                                                                       service=service, terms=terms, start=start,
+                                                                       destination=destination))
     threshold = settings().low_balance_threshold
-    if threshold is None or account.mode == BillingAccount.Mode.POSTPAID:
-        return
-    after = _money_left(account)
-    if after < threshold <= before:  # crossed by this commit: one event, not one per call below it
+    after = grants.money_after(pockets, account.currency, priced.takes)
+    if account.mode != BillingAccount.Mode.POSTPAID and grants.low_balance(
+            grants.money_left(pockets, account.currency), after, threshold):
         LowBalanceEvent.objects.create(tenant=current_tenant(), account=account, balance=after, threshold=threshold,
                                        currency=account.currency, session=session)
+
+
+def rated_record(account_id: int, bill_cycle_day: int, priced: grants.Cost, pockets: list[grants.PocketRow], *,
+                 key: str, subscription_id: int, service: str, terms: Terms, start: datetime,
+                 destination: str) -> dict:
+    """The committed usage as a rated record's fields (both charging paths store these)."""
+    units = {p.id for p in pockets if not p.is_accrual and not is_money_unit(p.unit)}
+    zone = ZoneInfo(current_tenant().timezone)
+    cycle = Cycle(Frequency.MONTH, day=bill_cycle_day).period_containing(start.astimezone(zone).date())
+    return dict(
+        record_key=key, account_id=account_id, subscription_id=subscription_id, service=service,
+        rate_table=terms.rate_table, cycle_start=cycle.start, start=start, quantity=priced.quantity,
+        destination=destination or "", destination_group=terms.destination_group, time_band=terms.time_band,
+        included=priced.included, charged=priced.charged, billed=priced.billed, price_micros=priced.price_micros,
+        currency=terms.currency, uncovered=priced.shortfall > 0,
+        takes=";".join(f"{t.pocket_id}:{int(t.amount)}" for t in priced.takes if t.pocket_id in units))
