@@ -111,7 +111,7 @@ def settings() -> ChargingSettings:
 
 # --- idempotency ---------------------------------------------------------------------------------
 
-def _fingerprint(operation: str, **params) -> str:
+def fingerprint(operation: str, **params) -> str:
     return hashlib.sha256(json.dumps([operation, params], sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -139,12 +139,12 @@ def _remember(request_id: str, operation: str, fingerprint: str, answer: Answer,
 def _once(operation: str, request_id: str, params: dict, work) -> Answer:
     """Run `work(fingerprint)` in one transaction unless `request_id` was answered; a concurrent
     repeat that loses the race on the request id gets the winner's answer."""
-    fingerprint = _fingerprint(operation, **params)
+    digest = fingerprint(operation, **params)
     try:
         with transaction.atomic():
-            return _answered(request_id, fingerprint) or work(fingerprint)
+            return _answered(request_id, digest) or work(digest)
     except IntegrityError:
-        found = _answered(request_id, fingerprint)
+        found = _answered(request_id, digest)
         if found is None:
             raise
         return found
@@ -243,6 +243,11 @@ def is_money_unit(code: str) -> bool:
     return get_unit(code).is_money
 
 
+def local_moment(at: datetime | None, tz: str) -> datetime | None:
+    """A request's `at`: a time without zone is the tenant's local time (as everywhere in the API)."""
+    return at.replace(tzinfo=ZoneInfo(tz)) if at is not None and at.tzinfo is None else at
+
+
 def _rule() -> str:
     return current_tenant().rounding
 
@@ -259,7 +264,7 @@ def start(actor: Actor, *, request_id: str, subscriber: str, service: str, reque
               "identifier_kind": identifier_kind, "at": at}
 
     def work(fingerprint: str) -> Answer:
-        when = at or clock.now()
+        when = local_moment(at, current_tenant().timezone) or clock.now()
         mapped = _map(subscriber, identifier_kind, service, when)
         if isinstance(mapped, Answer):
             return _remember(request_id, "start", fingerprint, mapped)
@@ -273,7 +278,7 @@ def start(actor: Actor, *, request_id: str, subscriber: str, service: str, reque
             return _remember(request_id, "start", fingerprint, Answer("account_closed", "the account is closed"))
         config = settings()
         funds, _ = _funds(account, mapped.subscription_id, mapped.service, when)
-        granted, held = grants.grant(found, 0, _capped(requested, service, config), funds, at=when,
+        granted, held = grants.grant(found, 0, capped(requested, service, config), funds, at=when,
                                      service=mapped.service, rule=_rule())
         if granted == 0:
             return _remember(request_id, "start", fingerprint, _no_credit(account))
@@ -281,7 +286,7 @@ def start(actor: Actor, *, request_id: str, subscriber: str, service: str, reque
         session = ChargingSession.objects.create(
             tenant=current_tenant(), account=account, subscription_id=mapped.subscription_id, identifier=subscriber,
             service_kind=service, service=mapped.service, destination=destination or "", started_at=when,
-            terms=_terms_json(found), granted=granted, holds=held.holds(),
+            terms=terms_json(found), granted=granted, holds=held.holds(),
             expires_at=now + timedelta(seconds=config.grant_validity_s))
         return _remember(request_id, "start", fingerprint, _granted(session), session)
 
@@ -314,7 +319,7 @@ def charge_event(actor: Actor, *, request_id: str, subscriber: str, service: str
               "identifier_kind": identifier_kind, "at": at}
 
     def work(fingerprint: str) -> Answer:
-        when = at or clock.now()
+        when = local_moment(at, current_tenant().timezone) or clock.now()
         mapped = _map(subscriber, identifier_kind, service, when)
         if isinstance(mapped, Answer):
             return _remember(request_id, "event", fingerprint, mapped)
@@ -365,11 +370,11 @@ def _check_units(name: str, value, least: int = 0) -> None:
         raise ValidationFailed(f"{name}: {value!r} is not a whole number of units of at least {least}", field=name)
 
 
-def _capped(requested: int, service: str, config: ChargingSettings) -> int:
+def capped(requested: int, service: str, config: ChargingSettings) -> int:
     return min(requested, config.max_grant_s) if service == "voice" else requested
 
 
-def _terms_json(found: Terms) -> dict:
+def terms_json(found: Terms) -> dict:
     return dict(found.__dict__)
 
 
@@ -424,7 +429,7 @@ def _regrant(session: ChargingSession, account: BillingAccount, used: int, reque
         granted, held = 0, grants.cost(found, session.used, funds, at=session.started_at, service=session.service,
                                        rule=_rule(), strict=False)
     else:
-        granted, held = grants.grant(found, session.used, _capped(requested, session.service_kind, config), funds,
+        granted, held = grants.grant(found, session.used, capped(requested, session.service_kind, config), funds,
                                      at=session.started_at, service=session.service, rule=_rule())
     session.granted, session.holds = granted, held.holds()
     session.expires_at = clock.now() + timedelta(seconds=config.grant_validity_s)
@@ -511,7 +516,8 @@ def _commit(actor: Actor, account: BillingAccount, priced: grants.Cost, pockets:
                                                                        pockets, key=key,
                                                                        subscription_id=subscription_id,
                                                                        service=service, terms=terms, start=start,
-                                                                       destination=destination))
+                                                                       destination=destination,
+                                                                       tz=current_tenant().timezone))
     threshold = settings().low_balance_threshold
     after = grants.money_after(pockets, account.currency, priced.takes)
     if account.mode != BillingAccount.Mode.POSTPAID and grants.low_balance(
@@ -522,10 +528,10 @@ def _commit(actor: Actor, account: BillingAccount, priced: grants.Cost, pockets:
 
 def rated_record(account_id: int, bill_cycle_day: int, priced: grants.Cost, pockets: list[grants.PocketRow], *,
                  key: str, subscription_id: int, service: str, terms: Terms, start: datetime,
-                 destination: str) -> dict:
+                 destination: str, tz: str) -> dict:
     """The committed usage as a rated record's fields (both charging paths store these)."""
     units = {p.id for p in pockets if not p.is_accrual and not is_money_unit(p.unit)}
-    zone = ZoneInfo(current_tenant().timezone)
+    zone = ZoneInfo(tz)
     cycle = Cycle(Frequency.MONTH, day=bill_cycle_day).period_containing(start.astimezone(zone).date())
     return dict(
         record_key=key, account_id=account_id, subscription_id=subscription_id, service=service,

@@ -1,0 +1,636 @@
+"""The lean path of real-time charging: the four charging routes as a bare ASGI app on a
+PostgreSQL connection pool, for the switch-facing hot path (`obol charging serve`).
+
+Why it exists: through Django's request cycle and the ORM a charging operation costs ~4 ms of
+Python and half a dozen round trips; here it costs two round trips (psycopg pipeline mode: the
+reads, including the account's row lock, in one; the writes and COMMIT in the other) and little
+Python. What it does not duplicate: the rules. Grants, prices, the pocket order, the funds other
+sessions hold, low balance (`charging.grants`), the place of a call in the tariff
+(`usage.rating.single`), the mapping of a subscriber (`charging.service._map`, mediation's rules),
+answers, codes and fingerprints (`charging.service`) are the same functions the Django routes call.
+Only the reads and writes are SQL here, on the same tables: a session opened here can be updated
+through the Django routes and the other way round, and the sweeper and the late terminate of an
+expired session (rare) are delegated to `charging.service` itself.
+
+Cached per process, and why it is safe: API keys (revocation is seen within KEY_TTL_S), the tenant's
+time zone, rounding and charging settings (SETTINGS_TTL_S), a subscriber's mapping to subscription,
+account, service and rate table (MAPPING_TTL_S; the subscription's status is read in the
+transaction, so a suspension is refused at once), and the tariff catalog (`service._catalog`
+checks the tariff revision at most every CATALOG_TTL_S).
+
+PostgreSQL only (`OBOL_DATABASE_URL`); on SQLite the Django routes serve charging.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "obol.settings")
+import django
+
+django.setup()
+
+from django.db import connections
+
+from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from obol.api.models import ApiKey
+from obol.balances.engine import AccountState
+from obol.balances.models import LedgerEntry, Pocket, Source
+from obol.charging import grants, service
+from obol.charging.models import ChargingRequest, ChargingSession, LowBalanceEvent
+from obol.core import clock, tenancy
+from obol.core.actors import Actor
+from obol.core.dburl import database_from_url
+from obol.core.errors import ObolError
+from obol.core.models import Tenant
+from obol.core.roles import role_may_write
+from obol.customers.models import BillingAccount
+from obol.subscriptions.models import Status, Subscription
+from obol.usage.models import RatedRecord
+from obol.usage.rating.single import Terms, terms
+
+KEY_TTL_S = 30
+SETTINGS_TTL_S = 10
+MAPPING_TTL_S = 60
+CATALOG_TTL_S = 30
+POOL_SIZE = int(os.environ.get("OBOL_CHARGING_POOL", "8"))
+
+T_ACCOUNT = BillingAccount._meta.db_table
+T_POCKET = Pocket._meta.db_table
+T_LEDGER = LedgerEntry._meta.db_table
+T_SESSION = ChargingSession._meta.db_table
+T_REQUEST = ChargingRequest._meta.db_table
+T_RATED = RatedRecord._meta.db_table
+T_SUBSCRIPTION = Subscription._meta.db_table
+T_LOW = LowBalanceEvent._meta.db_table
+
+
+class Refused(Exception):
+    """An HTTP error before any charging decision (auth, a malformed body)."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+# --- per-process caches ----------------------------------------------------------------------------
+
+class _Cache:
+    def __init__(self, ttl: float):
+        self.ttl, self.items = ttl, {}
+
+    async def get(self, key, load):
+        found = self.items.get(key)
+        if found is not None and time.monotonic() - found[0] < self.ttl:
+            return found[1]
+        value = await _orm(load)
+        self.items[key] = (time.monotonic(), value)
+        return value
+
+
+# The ORM (cache misses, the rare operations delegated to charging.service) runs in one thread of its
+# own, never on the event loop; its database connection is closed with the pool.
+_ORM = ThreadPoolExecutor(max_workers=1, thread_name_prefix="obol-orm")
+
+
+async def _orm(function, *args, **kwargs):
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_ORM, call)
+
+
+_keys, _tenants, _mappings, _catalogs = _Cache(KEY_TTL_S), _Cache(SETTINGS_TTL_S), _Cache(MAPPING_TTL_S), \
+    _Cache(CATALOG_TTL_S)
+
+
+class _Tenant:
+    def __init__(self, tenant: Tenant):
+        self.tenant = tenant
+        with tenancy.tenant_context(tenant):
+            self.settings = service.settings()
+
+
+def _load_key(key: str):
+    """(actor, tenant id) of a valid key, or None; the same check as obol.api.auth."""
+    try:
+        _, prefix, _ = key.split("_", 2)
+    except ValueError:
+        return None
+    with tenancy.all_tenants():
+        row = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    if row is None or not hmac.compare_digest(row.key_hash, hashlib.sha256(key.encode()).hexdigest()):
+        return None
+    return Actor.for_api_key(row), row.tenant_id
+
+
+def _load_tenant(tenant_id: int) -> _Tenant:
+    with tenancy.all_tenants():
+        return _Tenant(Tenant.objects.get(pk=tenant_id))
+
+
+def _in_tenant(tenant: _Tenant, function, *args, **kwargs):
+    with tenancy.tenant_context(tenant.tenant):
+        return function(*args, **kwargs)
+
+
+# --- HTTP ------------------------------------------------------------------------------------------
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    try:
+        status, answer = await _handle(scope, body)
+    except Refused as refused:
+        status, answer = refused.status, {"error": {"code": refused.code, "message": refused.message,
+                                                    "field": refused.field}}
+    except ObolError as error:
+        status, answer = error.status, {"error": {"code": error.code, "message": error.message,
+                                                  "field": error.field}}
+    payload = json.dumps(answer).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+_pool: AsyncConnectionPool | None = None
+
+
+def _conninfo() -> str:
+    url = os.environ.get("OBOL_DATABASE_URL", "")
+    config = database_from_url(url) if url else {}
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        raise RuntimeError("the lean charging path needs PostgreSQL: set OBOL_DATABASE_URL=postgresql://...")
+    return url
+
+
+async def open_pool(conninfo: str | None = None) -> None:
+    global _pool
+    _pool = AsyncConnectionPool(conninfo or _conninfo(), min_size=2, max_size=POOL_SIZE, open=False)
+    await _pool.open()
+
+
+async def close_pool() -> None:
+    global _pool
+    if _pool is not None:
+        await _pool.close()
+        _pool = None
+    for cache in (_keys, _tenants, _mappings, _catalogs):
+        cache.items.clear()
+    await _orm(connections.close_all)
+
+
+async def _lifespan(receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await open_pool()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await close_pool()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _handle(scope, body: bytes):
+    if scope["method"] != "POST":
+        raise Refused(405, "method_not_allowed", "the charging routes take POST")
+    actor, tenant = await _authenticate(scope)
+    try:
+        data = json.loads(body or b"{}", parse_float=Decimal)
+    except ValueError:
+        raise Refused(400, "bad_request", "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise Refused(422, "invalid_request", "the body must be a JSON object")
+    parts = scope["path"].rstrip("/").split("/")
+    if parts[:4] != ["", "api", "v1", "charging"]:
+        raise Refused(404, "not_found", "not found")
+    rest = parts[4:]
+    if rest == ["sessions"]:
+        answer = await _start(actor, tenant, data)
+        return (201 if answer.code == "ok" else answer.status), answer.as_json()
+    if rest == ["events"]:
+        answer = await _event(actor, tenant, data)
+    elif len(rest) == 3 and rest[0] == "sessions" and rest[2] in ("update", "terminate"):
+        answer = await _on_session(actor, tenant, rest[1], rest[2], data)
+    else:
+        raise Refused(404, "not_found", "not found")
+    return answer.status, answer.as_json()
+
+
+async def _authenticate(scope) -> tuple[Actor, _Tenant]:
+    headers = dict(scope["headers"])
+    key = headers.get(b"x-api-key", b"").decode()
+    bearer = headers.get(b"authorization", b"").decode()
+    if bearer.lower().startswith("bearer "):
+        key = bearer[7:].strip()
+    found = await _keys.get(key, lambda: _load_key(key)) if key else None
+    if found is None:
+        raise Refused(401, "unauthorized", "a valid API key is required (Authorization: Bearer ...)")
+    actor, tenant_id = found
+    if not role_may_write(actor.role):
+        raise Refused(403, "forbidden", f"{actor.label} has the {actor.role} role and may not change anything")
+    return actor, await _tenants.get(tenant_id, lambda: _load_tenant(tenant_id))
+
+
+def _text(data: dict, name: str, default: str | None = None, limit: int = 200) -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str) or (default is None and not value) or len(value) > limit:
+        raise Refused(422, "invalid_request", f"{name}: a text of up to {limit} characters is required", name)
+    return value
+
+
+def _units(data: dict, name: str, least: int = 0, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise Refused(422, "invalid_request", f"{name}: a whole number of at least {least} is required", name)
+    return value
+
+
+def _moment(data: dict) -> datetime | None:
+    value = data.get("at")
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise Refused(422, "invalid_request", "at: not an ISO 8601 date and time", "at") from None
+    return moment  # without a zone: settled by _local
+
+
+# --- what a request is priced by (cached lookups, the service's own rules) ---------------------------
+
+async def _priced_by(tenant: _Tenant, subscriber: str, kind: str, service_kind: str, destination: str,
+                     when: datetime) -> tuple[service._Mapped, Terms] | service.Answer:
+    key = (tenant.tenant.pk, kind, subscriber, service_kind)
+    mapped = await _mappings.get(key, lambda: _in_tenant(tenant, service._map, subscriber, kind, service_kind,
+                                                         when))
+    if isinstance(mapped, service.Answer):
+        return mapped
+    table = (tenant.tenant.pk, mapped.rate_table)
+    catalog = await _catalogs.get(table, lambda: _in_tenant(tenant, service._catalog, mapped.rate_table))
+    found = terms(catalog, mapped.rate_table, service_kind, destination, when, tenant.tenant.timezone)
+    if isinstance(found, str):
+        return await _orm(_in_tenant, tenant, service._terms, mapped, service_kind, destination, when)
+    if found.tiered:
+        return service.Answer("no_tariff", f"rate table {mapped.rate_table} prices {service_kind} by usage tiers, "
+                                           "which only batch rating applies", details={"reason": "tiered_rate"})
+    return mapped, found
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+_LOCK = (f"SELECT id, mode, currency, credit_limit, status, number, bill_cycle_day FROM {T_ACCOUNT} "
+         "WHERE id = %s AND tenant_id = %s FOR UPDATE")
+_LOCK_BY_SESSION = (f"SELECT id, mode, currency, credit_limit, status, number, bill_cycle_day FROM {T_ACCOUNT} "
+                    f"WHERE id = (SELECT account_id FROM {T_SESSION} WHERE key = %s AND tenant_id = %s) FOR UPDATE")
+_REQUEST = f"SELECT fingerprint, answer FROM {T_REQUEST} WHERE tenant_id = %s AND request_id = %s"
+_STATUS = f"SELECT status FROM {T_SUBSCRIPTION} WHERE id = %s"
+_POCKETS = (f"SELECT id, unit, balance, priority, valid_from, valid_until, services, destination_groups, source, "
+            f"subscription_id FROM {T_POCKET} WHERE account_id = %s AND (source = %s OR balance <> 0) "
+            "AND (valid_until IS NULL OR valid_until > %s)")
+_POCKETS_BY_SESSION = (_POCKETS.replace("account_id = %s", f"account_id = (SELECT account_id FROM {T_SESSION} "
+                                                          "WHERE key = %s AND tenant_id = %s)")
+                       .replace("valid_until > %s", f"valid_until > (SELECT started_at FROM {T_SESSION} "
+                                                    "WHERE key = %s AND tenant_id = %s)"))
+_STATUS_BY_SESSION = _STATUS.replace("id = %s", f"id = (SELECT subscription_id FROM {T_SESSION} "
+                                                "WHERE key = %s AND tenant_id = %s)")
+_HOLDS = (f"SELECT holds FROM {T_SESSION} WHERE account_id = %s AND state = 'open' AND expires_at > %s "
+          "AND key <> %s")
+_HOLDS_BY_SESSION = _HOLDS.replace("account_id = %s", f"account_id = (SELECT account_id FROM {T_SESSION} "
+                                                      "WHERE key = %s AND tenant_id = %s)")
+_SESSION = (f"SELECT id, account_id, subscription_id, service_kind, service, destination, started_at, terms, used, "
+            f"state FROM {T_SESSION} WHERE key = %s AND tenant_id = %s")
+
+
+def _account(row) -> dict:
+    return dict(zip(("id", "mode", "currency", "credit_limit", "status", "number", "bill_cycle_day"), row,
+                    strict=True))
+
+
+def _rows(pockets) -> list[grants.PocketRow]:
+    return [grants.PocketRow(pid, unit, balance, priority, since, until, tuple(services or ()),
+                             tuple(groups or ()), source == Source.POSTPAID, subscription)
+            for pid, unit, balance, priority, since, until, services, groups, source, subscription in pockets]
+
+
+def _funds(tenant: _Tenant, account: dict, rows: list[grants.PocketRow], holds, subscription_id: int,
+           service_code: str) -> grants.Funds:
+    state = AccountState(mode=account["mode"], currency=account["currency"], credit_limit=account["credit_limit"],
+                         unpaid_invoices=Decimal(0),  # as balances.services.unpaid_invoices: no invoices yet
+                         rounding=tenant.tenant.rounding, closed=account["status"] == BillingAccount.Status.CLOSED)
+    return grants.funds(state, rows, grants.held([h for (h,) in holds]), subscription_id=subscription_id,
+                        service=service_code, is_money_unit=service.is_money_unit)
+
+
+def _replay(found, fingerprint: str, request_id: str) -> service.Answer | None:
+    if found is None:
+        return None
+    if found[0] != fingerprint:
+        raise Refused(409, "request_id_reused", f"request_id: {request_id!r} was already used for a different "
+                                                "request", "request_id")
+    return service.Answer.from_json(found[1])
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+_INSERT_REQUEST = (f"INSERT INTO {T_REQUEST} (tenant_id, request_id, operation, fingerprint, session_id, code, answer, "
+                   f"created_at) VALUES (%s, %s, %s, %s, (SELECT id FROM {T_SESSION} WHERE key = %s), %s, %s, %s)")
+
+
+async def _remember(conn, tenant: _Tenant, request_id: str, operation: str, fingerprint: str,
+                    answer: service.Answer, session_key: uuid.UUID | None = None) -> service.Answer:
+    await conn.execute(_INSERT_REQUEST, (tenant.tenant.pk, request_id, operation, fingerprint, session_key,
+                                         answer.code, Jsonb(answer.as_json()), clock.now()))
+    return answer
+
+
+async def _answer_alone(tenant: _Tenant, request_id: str, operation: str, fingerprint: str,
+                        answer: service.Answer) -> service.Answer:
+    """Keep a refusal decided before any lock (unknown subscriber, no tariff) as the request's answer."""
+    async with _pool.connection() as conn:
+        async with conn.pipeline():
+            found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
+            replay = _replay(found, fingerprint, request_id)
+            if replay is not None:
+                return replay
+            await _remember(conn, tenant, request_id, operation, fingerprint, answer)
+    return answer
+
+
+async def _once(tenant: _Tenant, request_id: str, fingerprint: str, work):
+    """`work()` in one transaction; a request id taken meanwhile by a concurrent request (another
+    account: the same account waits for the lock) gets that request's answer, or the refusal."""
+    try:
+        return await work()
+    except pg_errors.UniqueViolation:
+        async with _pool.connection() as conn:
+            found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
+        answer = _replay(found, fingerprint, request_id)
+        if answer is None:
+            raise
+        return answer
+
+
+_LEDGER = (f"INSERT INTO {T_LEDGER} (tenant_id, pocket_id, at, kind, amount, balance_after, service, reason, "
+           "reference, actor_kind, actor_id, actor_label) VALUES (%s, %s, %s, 'debit', %s, %s, %s, %s, %s, %s, %s, %s)")
+_SET_BALANCE = f"UPDATE {T_POCKET} SET balance = %s WHERE id = %s"
+_OPEN_ACCRUAL = (f"INSERT INTO {T_POCKET} (tenant_id, account_id, unit, display_unit, balance, granted, source, label, "
+                 "priority, valid_from, services, destination_groups, grant_key, created_at) VALUES "
+                 "(%s, %s, %s, %s, 0, 0, %s, 'Unbilled usage', 32767, %s, '[]', '[]', %s, %s) RETURNING id")
+_RATED_COLUMNS = ("record_key", "account_id", "subscription_id", "service", "rate_table", "cycle_start", "start",
+                  "quantity", "destination", "destination_group", "time_band", "included", "charged", "billed",
+                  "price_micros", "currency", "uncovered", "takes")
+_RATED = (f"INSERT INTO {T_RATED} (tenant_id, {', '.join(_RATED_COLUMNS)}, rated_at) "
+          f"VALUES ({', '.join(['%s'] * (len(_RATED_COLUMNS) + 2))})")
+_LOW = (f"INSERT INTO {T_LOW} (tenant_id, account_id, balance, threshold, currency, session_id, created_at) "
+        f"VALUES (%s, %s, %s, %s, %s, (SELECT id FROM {T_SESSION} WHERE key = %s), %s)")
+
+
+async def _book(conn, tenant: _Tenant, actor: Actor, account: dict, rows: list[grants.PocketRow],
+                priced: grants.Cost, *, key: str, subscription_id: int, service_code: str, found: Terms,
+                start: datetime, destination: str, session_key: uuid.UUID | None) -> None:
+    """The commit's writes (as `service._commit`): debits, balances, the rated record, low balance."""
+    now = clock.now()
+    balance = {row.id: row.balance for row in rows}
+    accrual = next((row.id for row in rows if row.is_accrual), None)
+    for take in priced.takes:
+        pocket_id = take.pocket_id
+        if pocket_id == grants.ACCRUAL:
+            if accrual is None:
+                cursor = await conn.execute(_OPEN_ACCRUAL, (
+                    tenant.tenant.pk, account["id"], account["currency"], account["currency"], Source.POSTPAID, now,
+                    f"accrual:{account['id']}", now))
+                accrual = (await cursor.fetchone())[0]
+                balance[accrual] = Decimal(0)
+            pocket_id = accrual
+        balance[pocket_id] = balance[pocket_id] - take.amount
+        await conn.execute(_LEDGER, (tenant.tenant.pk, pocket_id, start, -take.amount, balance[pocket_id],
+                                     service_code, "usage (real-time)", key, actor.kind, actor.id, actor.label[:200]))
+        await conn.execute(_SET_BALANCE, (balance[pocket_id], pocket_id))
+    record = service.rated_record(account["id"], account["bill_cycle_day"], priced, rows, key=key,
+                                  subscription_id=subscription_id, service=service_code, terms=found, start=start,
+                                  destination=destination, tz=tenant.tenant.timezone)
+    await conn.execute(_RATED, (tenant.tenant.pk, *(record[c] for c in _RATED_COLUMNS), now))
+    threshold = tenant.settings.low_balance_threshold
+    after = grants.money_after(rows, account["currency"], priced.takes)
+    if account["mode"] != BillingAccount.Mode.POSTPAID and grants.low_balance(
+            grants.money_left(rows, account["currency"]), after, threshold):
+        await conn.execute(_LOW, (tenant.tenant.pk, account["id"], after, threshold, account["currency"],
+                                  session_key, now))
+
+
+# --- the operations ----------------------------------------------------------------------------------
+
+async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
+    request_id, subscriber = _text(data, "request_id"), _text(data, "subscriber", limit=100)
+    kind, service_kind = _text(data, "identifier_kind", "msisdn"), _text(data, "service")
+    destination, requested, at = _text(data, "destination", ""), _units(data, "requested"), _moment(data)
+    fingerprint = service.fingerprint("start", subscriber=subscriber, service=service_kind, requested=requested,
+                                      destination=destination, identifier_kind=kind, at=at)
+    when = service.local_moment(at, tenant.tenant.timezone) or clock.now()
+    priced_by = await _priced_by(tenant, subscriber, kind, service_kind, destination, when)
+    if isinstance(priced_by, service.Answer):
+        return await _answer_alone(tenant, request_id, "start", fingerprint, priced_by)
+    mapped, found = priced_by
+    config = tenant.settings
+
+    async def work():
+        key = uuid.uuid4()
+        async with _pool.connection() as conn:
+            async with conn.pipeline():
+                account = await conn.execute(_LOCK, (mapped.account_id, tenant.tenant.pk))
+                request = await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))
+                status = await conn.execute(_STATUS, (mapped.subscription_id,))
+                pockets = await conn.execute(_POCKETS, (mapped.account_id, Source.POSTPAID, when))
+                holds = await conn.execute(_HOLDS, (mapped.account_id, clock.now(), key))
+                account = _account(await account.fetchone())
+                replay = _replay(await request.fetchone(), fingerprint, request_id)
+                if replay is not None:
+                    return replay
+                status = (await status.fetchone())[0]
+                rows = _rows(await pockets.fetchall())
+                holds = await holds.fetchall()
+                if status != Status.ACTIVE:
+                    answer = service.Answer("subscription_suspended" if status == Status.SUSPENDED else
+                                            "subscription_inactive", f"the subscription is {status}")
+                    return await _remember(conn, tenant, request_id, "start", fingerprint, answer)
+                if account["status"] == BillingAccount.Status.CLOSED:
+                    return await _remember(conn, tenant, request_id, "start", fingerprint,
+                                           service.Answer("account_closed", "the account is closed"))
+                funds = _funds(tenant, account, rows, holds, mapped.subscription_id, mapped.service)
+                granted, held = grants.grant(found, 0, service.capped(requested, service_kind, config), funds,
+                                             at=when, service=mapped.service, rule=tenant.tenant.rounding)
+                if granted == 0:
+                    return await _remember(conn, tenant, request_id, "start", fingerprint, service.Answer(
+                        "no_credit", f"the funds of account {account['number']} do not cover one more unit",
+                        currency=account["currency"]))
+                now = clock.now()
+                until = now + timedelta(seconds=config.grant_validity_s)
+                await conn.execute(
+                    f"INSERT INTO {T_SESSION} (tenant_id, key, account_id, subscription_id, identifier, service_kind, "
+                    "service, destination, started_at, terms, used, granted, holds, expires_at, state, charged, "
+                    "included, shortfall, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s, "
+                    "'open', 0, 0, 0, %s)",
+                    (tenant.tenant.pk, key, mapped.account_id, mapped.subscription_id, subscriber, service_kind,
+                     mapped.service, destination, when, Jsonb(service.terms_json(found)), granted,
+                     Jsonb(held.holds()), until, now))
+                answer = service.Answer("ok", "", session_id=str(key), granted=granted, valid_until=until, used=0)
+                await _remember(conn, tenant, request_id, "start", fingerprint, answer, key)
+                await conn.commit()
+                return answer
+
+    return await _once(tenant, request_id, fingerprint, work)
+
+
+async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation: str, data: dict) -> service.Answer:
+    request_id, used = _text(data, "request_id"), _units(data, "used")
+    requested = _units(data, "requested") if operation == "update" else None
+    params = {"used": used, "requested": requested} if operation == "update" else {"used": used}
+    fingerprint = service.fingerprint(operation, session=session_id, **params)
+    key = service.session_key(session_id)
+    if key is None:
+        return service.Answer("unknown_session", f"no charging session {session_id}")
+
+    async def work():
+        async with _pool.connection() as conn:
+            async with conn.pipeline():
+                now = clock.now()
+                account = await conn.execute(_LOCK_BY_SESSION, (key, tenant.tenant.pk))
+                session = await conn.execute(_SESSION, (key, tenant.tenant.pk))
+                request = await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))
+                holds = await conn.execute(_HOLDS_BY_SESSION, (key, tenant.tenant.pk, now, key))
+                pockets = await conn.execute(_POCKETS_BY_SESSION, (key, tenant.tenant.pk, Source.POSTPAID, key,
+                                                                   tenant.tenant.pk))
+                status = await conn.execute(_STATUS_BY_SESSION, (key, tenant.tenant.pk))
+                account, session = await account.fetchone(), await session.fetchone()
+                if session is None:  # answered, nothing kept: no side effects
+                    return service.Answer("unknown_session", f"no charging session {session_id}")
+                replay = _replay(await request.fetchone(), fingerprint, request_id)
+                if replay is not None:
+                    return replay
+                account = _account(account)
+                pk, _, subscription_id, service_kind, service_code, destination, started, terms_data, so_far, state = \
+                    session
+                if state != ChargingSession.State.OPEN:
+                    await conn.rollback()
+                    return None  # finished or expired: the service answers (and commits a late report)
+                rows, status = _rows(await pockets.fetchall()), (await status.fetchone())[0]
+                funds = _funds(tenant, account, rows, await holds.fetchall(), subscription_id, service_code)
+                found, total = Terms(**terms_data), so_far + used
+                rule = tenant.tenant.rounding
+                if operation == "terminate":
+                    priced = grants.cost(found, total, funds, at=started, service=service_code, rule=rule,
+                                         strict=False)
+                    if total > 0:
+                        await _book(conn, tenant, actor, account, rows, priced, key=f"charging:{key}",
+                                    subscription_id=subscription_id, service_code=service_code, found=found,
+                                    start=started, destination=destination, session_key=key)
+                    await conn.execute(
+                        f"UPDATE {T_SESSION} SET used = %s, granted = 0, holds = '{{}}', state = 'terminated', "
+                        "charged = %s, included = %s, shortfall = %s, ended_at = %s WHERE id = %s",
+                        (total, priced.price, priced.included, priced.shortfall, clock.now(), pk))
+                    answer = service.Answer("ok", f"{total} units committed", session_id=str(key), used=total,
+                                            charged=priced.price, currency=account["currency"],
+                                            details={"included": priced.included,
+                                                     "shortfall": str(priced.shortfall)})
+                else:
+                    answer, granted, held = _regrant(tenant, found, funds, status, total, requested, service_kind,
+                                                     service_code, started)
+                    until = clock.now() + timedelta(seconds=tenant.settings.grant_validity_s)
+                    await conn.execute(f"UPDATE {T_SESSION} SET used = %s, granted = %s, holds = %s, expires_at = %s "
+                                       "WHERE id = %s", (total, granted, Jsonb(held.holds()), until, pk))
+                    answer = service.Answer(answer.code, answer.message, session_id=str(key), granted=granted,
+                                            valid_until=until if granted else None, used=total)
+                await _remember(conn, tenant, request_id, operation, fingerprint, answer, key)
+                await conn.commit()
+                return answer
+
+    answer = await _once(tenant, request_id, fingerprint, work)
+    if answer is None:
+        call = service.update if operation == "update" else service.terminate
+        return await _orm(_in_tenant, tenant, call, actor, session_id, request_id=request_id, **params)
+    return answer
+
+
+def _regrant(tenant: _Tenant, found: Terms, funds: grants.Funds, status: str, total: int, requested: int,
+             service_kind: str, service_code: str, started: datetime):
+    """As `service._regrant`: no more units for a suspended subscription (if so configured)."""
+    config, rule = tenant.settings, tenant.tenant.rounding
+    if config.stop_open_sessions_when_suspended and status != Status.ACTIVE:
+        held = grants.cost(found, total, funds, at=started, service=service_code, rule=rule, strict=False)
+        code = "subscription_suspended" if status == Status.SUSPENDED else "subscription_inactive"
+        return service.Answer(code, f"the subscription is {status}: no more units"), 0, held
+    granted, held = grants.grant(found, total, service.capped(requested, service_kind, config), funds, at=started,
+                                 service=service_code, rule=rule)
+    if granted == 0 and requested > 0:
+        return service.Answer("no_credit", "the funds do not cover one more unit"), 0, held
+    return service.Answer("ok"), granted, held
+
+
+async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
+    request_id, subscriber = _text(data, "request_id"), _text(data, "subscriber", limit=100)
+    kind, service_kind = _text(data, "identifier_kind", "msisdn"), _text(data, "service")
+    destination, quantity, at = _text(data, "destination", ""), _units(data, "quantity", 1, 1), _moment(data)
+    fingerprint = service.fingerprint("event", subscriber=subscriber, service=service_kind, quantity=quantity,
+                                      destination=destination, identifier_kind=kind, at=at)
+    when = service.local_moment(at, tenant.tenant.timezone) or clock.now()
+    priced_by = await _priced_by(tenant, subscriber, kind, service_kind, destination, when)
+    if isinstance(priced_by, service.Answer):
+        return await _answer_alone(tenant, request_id, "event", fingerprint, priced_by)
+    mapped, found = priced_by
+
+    async def work():
+        async with _pool.connection() as conn:
+            async with conn.pipeline():
+                account = await conn.execute(_LOCK, (mapped.account_id, tenant.tenant.pk))
+                request = await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))
+                status = await conn.execute(_STATUS, (mapped.subscription_id,))
+                pockets = await conn.execute(_POCKETS, (mapped.account_id, Source.POSTPAID, when))
+                holds = await conn.execute(_HOLDS, (mapped.account_id, clock.now(), uuid.uuid4()))
+                account = _account(await account.fetchone())
+                replay = _replay(await request.fetchone(), fingerprint, request_id)
+                if replay is not None:
+                    return replay
+                status, rows = (await status.fetchone())[0], _rows(await pockets.fetchall())
+                if status != Status.ACTIVE:
+                    answer = service.Answer("subscription_suspended" if status == Status.SUSPENDED else
+                                            "subscription_inactive", f"the subscription is {status}")
+                    return await _remember(conn, tenant, request_id, "event", fingerprint, answer)
+                funds = _funds(tenant, account, rows, await holds.fetchall(), mapped.subscription_id, mapped.service)
+                priced = grants.cost(found, quantity, funds, at=when, service=mapped.service,
+                                     rule=tenant.tenant.rounding)
+                if priced.shortfall > 0:
+                    answer = service.Answer("no_credit", f"the funds of account {account['number']} do not cover "
+                                                         "one more unit", currency=account["currency"])
+                    return await _remember(conn, tenant, request_id, "event", fingerprint, answer)
+                await _book(conn, tenant, actor, account, rows, priced, key=f"charging:event:{request_id}",
+                            subscription_id=mapped.subscription_id, service_code=mapped.service, found=found,
+                            start=when, destination=destination, session_key=None)
+                answer = service.Answer("ok", f"{quantity} {service_kind} charged", granted=quantity, used=quantity,
+                                        charged=priced.price, currency=found.currency,
+                                        details={"included": priced.included})
+                await _remember(conn, tenant, request_id, "event", fingerprint, answer)
+                await conn.commit()
+                return answer
+
+    return await _once(tenant, request_id, fingerprint, work)
