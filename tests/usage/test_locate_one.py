@@ -62,3 +62,22 @@ def test_one_record_is_placed_as_the_engine_places_a_frame(tables, records, tz):
             assert found == why[i]
         else:
             assert found == tuple(codes.row(i))
+
+
+def test_a_version_whose_only_band_is_a_holiday_band_rates_a_batch_without_failing():
+    # found by the comparison above: with no weekly window, the engine used to give one row for a
+    # whole batch and fail; now the holiday's records are priced and the others have no rate
+    tables = {"voice": frames("voice", [{"id": 1, "from": date(2025, 1, 1), "default_group": "g1",
+                                         "bands": [("hol", "", 0, 86_400, "de")],
+                                         "rates": [rate_row(1, "g1", "hol", 1000)]}],
+                              holidays=[("de", date(2025, 12, 25), "Weihnachten")])}
+
+    def place(*days):
+        frame = pl.DataFrame({"rate_table": ["voice"] * len(days), "destination": ["49"] * len(days),
+                              "start": [datetime(2025, 12, d, 12, tzinfo=UTC) for d in days]},
+                             schema={"rate_table": pl.String, "destination": pl.String,
+                                     "start": pl.Datetime("us", "UTC")})
+        return reasons(locate(frame, _Catalog(tables), "Europe/Berlin")).to_list()
+
+    assert place(24, 25, 26) == ["no_rate", None, "no_rate"]
+    assert place(22, 23) == ["no_rate", "no_rate"]  # no holiday among the batch's days

@@ -404,8 +404,8 @@ def _segment_owner(windows: pl.DataFrame, key: pl.Expr) -> pl.Expr:
     binary search: `_containing` is constant between the points where a window starts, ends or
     its block ends, so it is evaluated once at those (few) points and each key takes the value of
     the last point at or before it."""
-    if windows.height == 0:
-        return pl.lit(None, pl.UInt32)
+    if windows.height == 0:  # one null per record (a bare literal would make a one-row frame)
+        return pl.repeat(None, pl.len(), dtype=pl.UInt32)
     block = windows["key"] // 86400 * 86400
     points = (pl.concat([windows["key"], block + windows["to_s"], block + 86400]).unique().sort()
               .alias("point"))

@@ -284,7 +284,8 @@ async def _priced_by(tenant: _Tenant, subscriber: str, kind: str, service_kind: 
     key = (tenant.tenant.pk, kind, subscriber, service_kind)
     mapped = await _mappings.get(key, lambda: _in_tenant(tenant, service._map, subscriber, kind, service_kind,
                                                          when))
-    if isinstance(mapped, service.Answer):
+    if isinstance(mapped, service.Answer):  # refusals are not kept: a fixed cause counts at once
+        _mappings.items.pop(key, None)
         return mapped
     table = (tenant.tenant.pk, mapped.rate_table)
     catalog = await _catalogs.get(table, lambda: _in_tenant(tenant, service._catalog, mapped.rate_table))
@@ -471,9 +472,8 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                 rows = _rows(await pockets.fetchall())
                 holds = await holds.fetchall()
                 if status != Status.ACTIVE:
-                    answer = service.Answer("subscription_suspended" if status == Status.SUSPENDED else
-                                            "subscription_inactive", f"the subscription is {status}")
-                    return await _remember(conn, tenant, request_id, "start", fingerprint, answer)
+                    return await _remember(conn, tenant, request_id, "start", fingerprint,
+                                           service.status_refusal(status))
                 if account["status"] == BillingAccount.Status.CLOSED:
                     return await _remember(conn, tenant, request_id, "start", fingerprint,
                                            service.Answer("account_closed", "the account is closed"))
@@ -554,12 +554,13 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
                                             details={"included": priced.included,
                                                      "shortfall": str(priced.shortfall)})
                 else:
-                    answer, granted, held = _regrant(tenant, found, funds, status, total, requested, service_kind,
-                                                     service_code, started)
+                    code, message, granted, held = service.regrant(
+                        found, funds, status, total, requested, kind=service_kind, service=service_code,
+                        started=started, config=tenant.settings, rule=rule)
                     until = clock.now() + timedelta(seconds=tenant.settings.grant_validity_s)
                     await conn.execute(f"UPDATE {T_SESSION} SET used = %s, granted = %s, holds = %s, expires_at = %s "
                                        "WHERE id = %s", (total, granted, Jsonb(held.holds()), until, pk))
-                    answer = service.Answer(answer.code, answer.message, session_id=str(key), granted=granted,
+                    answer = service.Answer(code, message, session_id=str(key), granted=granted,
                                             valid_until=until if granted else None, used=total)
                 await _remember(conn, tenant, request_id, operation, fingerprint, answer, key)
                 await conn.commit()
@@ -570,21 +571,6 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
         call = service.update if operation == "update" else service.terminate
         return await _orm(_in_tenant, tenant, call, actor, session_id, request_id=request_id, **params)
     return answer
-
-
-def _regrant(tenant: _Tenant, found: Terms, funds: grants.Funds, status: str, total: int, requested: int,
-             service_kind: str, service_code: str, started: datetime):
-    """As `service._regrant`: no more units for a suspended subscription (if so configured)."""
-    config, rule = tenant.settings, tenant.tenant.rounding
-    if config.stop_open_sessions_when_suspended and status != Status.ACTIVE:
-        held = grants.cost(found, total, funds, at=started, service=service_code, rule=rule, strict=False)
-        code = "subscription_suspended" if status == Status.SUSPENDED else "subscription_inactive"
-        return service.Answer(code, f"the subscription is {status}: no more units"), 0, held
-    granted, held = grants.grant(found, total, service.capped(requested, service_kind, config), funds, at=started,
-                                 service=service_code, rule=rule)
-    if granted == 0 and requested > 0:
-        return service.Answer("no_credit", "the funds do not cover one more unit"), 0, held
-    return service.Answer("ok"), granted, held
 
 
 async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
@@ -613,9 +599,8 @@ async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                     return replay
                 status, rows = (await status.fetchone())[0], _rows(await pockets.fetchall())
                 if status != Status.ACTIVE:
-                    answer = service.Answer("subscription_suspended" if status == Status.SUSPENDED else
-                                            "subscription_inactive", f"the subscription is {status}")
-                    return await _remember(conn, tenant, request_id, "event", fingerprint, answer)
+                    return await _remember(conn, tenant, request_id, "event", fingerprint,
+                                           service.status_refusal(status))
                 funds = _funds(tenant, account, rows, await holds.fetchall(), mapped.subscription_id, mapped.service)
                 priced = grants.cost(found, quantity, funds, at=when, service=mapped.service,
                                      rule=tenant.tenant.rounding)

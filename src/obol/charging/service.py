@@ -183,10 +183,7 @@ def _map(identifier: str, kind: str, service_kind: str, at: datetime) -> _Mapped
     if reason == "no_usage_charge":
         return Answer("no_tariff", f"the subscriber's plan has no usage charge for {service_kind}")
     holder = subscription_holding(kind, value, at)
-    status = holder.status if holder is not None else None
-    if status == Status.SUSPENDED:
-        return Answer("subscription_suspended", f"the subscription of {kind} {value} is suspended")
-    return Answer("subscription_inactive", f"the subscription of {kind} {value} is {status or 'not active'}")
+    return status_refusal(holder.status if holder is not None else None)
 
 
 _CATALOGS: dict[tuple[int, str], tuple[tuple, float, Catalog]] = {}
@@ -421,25 +418,36 @@ def session_key(value: str) -> uuid.UUID | None:
 def _regrant(session: ChargingSession, account: BillingAccount, used: int, requested: int) -> Answer:
     config = settings()
     session.used += used
-    found = _session_terms(session)
     funds, _ = _funds(account, session.subscription_id, session.service, session.started_at, session)
     status = Subscription.objects.filter(pk=session.subscription_id).values_list("status", flat=True).first()
-    stopped = config.stop_open_sessions_when_suspended and status != Status.ACTIVE
-    if stopped:
-        granted, held = 0, grants.cost(found, session.used, funds, at=session.started_at, service=session.service,
-                                       rule=_rule(), strict=False)
-    else:
-        granted, held = grants.grant(found, session.used, capped(requested, session.service_kind, config), funds,
-                                     at=session.started_at, service=session.service, rule=_rule())
+    code, message, granted, held = regrant(_session_terms(session), funds, status, session.used, requested,
+                                           kind=session.service_kind, service=session.service,
+                                           started=session.started_at, config=config, rule=_rule())
     session.granted, session.holds = granted, held.holds()
     session.expires_at = clock.now() + timedelta(seconds=config.grant_validity_s)
     session.save(update_fields=["used", "granted", "holds", "expires_at"])
-    if stopped:
-        return _granted(session, "subscription_suspended" if status == Status.SUSPENDED
-                        else "subscription_inactive", f"the subscription is {status}: no more units")
+    return _granted(session, code, message)
+
+
+def regrant(found: Terms, funds: grants.Funds, status: str, total: int, requested: int, *, kind: str, service: str,
+            started: datetime, config: ChargingSettings, rule: str) -> tuple[str, str, int, grants.Cost]:
+    """An update's decision (both paths): (code, message, units granted, what the session holds).
+    A subscription no longer active gets no more units when the tenant says so; what it used stays held."""
+    if config.stop_open_sessions_when_suspended and status != Status.ACTIVE:
+        held = grants.cost(found, total, funds, at=started, service=service, rule=rule, strict=False)
+        return status_refusal(status).code, f"the subscription is {status}: no more units", 0, held
+    granted, held = grants.grant(found, total, capped(requested, kind, config), funds, at=started, service=service,
+                                 rule=rule)
     if granted == 0 and requested > 0:
-        return _granted(session, "no_credit", "the funds do not cover one more unit")
-    return _granted(session)
+        return "no_credit", "the funds do not cover one more unit", 0, held
+    return "ok", "", granted, held
+
+
+def status_refusal(status: str | None) -> Answer:
+    """The answer for a subscription that is not active."""
+    if status == Status.SUSPENDED:
+        return Answer("subscription_suspended", "the subscription is suspended")
+    return Answer("subscription_inactive", f"the subscription is {status or 'not active'}")
 
 
 def _terminate(actor: Actor, session: ChargingSession, account: BillingAccount, used: int) -> Answer:
