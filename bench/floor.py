@@ -1,10 +1,13 @@
-"""Floor time of the minimal vectorised Polars work of batch CDR rating (see /tmp/h/floor.md).
+"""The floor: how long the least vectorised work that any batch CDR rating must do takes on this
+machine, step by step, with Polars alone (no database, no allowances, no bands, no booking).
 
-    python floor.py CSV [--runs 2] [--out DIR]
+    python bench/floor.py CSV [--runs 2] [--out DIR]      # CSV: bench/stages.py files --records N
 
-Each step is timed on its own (eager), best of --runs; then the same b-f as one lazy collect, and a
-fully lazy/streaming scan_csv -> ... -> sink_parquet. Prints a JSON line at the end.
-Prefixes are regenerated exactly as bench/generate.py tariffs() does (pure Polars, no Django).
+Steps a-i (read with a schema, parse times, hash keys, join 400,000 subscribers, longest prefix of
+50,000, flat price, sort and running sum per subscription, write Parquet, aggregate), each timed
+on its own (eager), best of --runs; then b-f as one lazy collect and a lazy/streaming
+scan_csv -> sink_parquet. Prefixes are those of bench/generate.py. One JSON line at the end.
+docs/usage-performance.md quotes its figures: even this skeleton does not reach the issue's goal.
 """
 from __future__ import annotations
 
@@ -261,7 +264,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("csv")
     ap.add_argument("--runs", type=int, default=2)
-    ap.add_argument("--out", default="/tmp/floor/out")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "var" / "bench" / "floor"))
     ap.add_argument("--lpm", default=None, help="LPM method to use (default: fastest of the first run)")
     args = ap.parse_args()
     csv, out = Path(args.csv), Path(args.out)
