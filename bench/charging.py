@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import platform
 import socket
@@ -32,14 +33,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from bench import charging_load  # noqa: E402
+from bench import charging_load
 
 BIN = Path(sys.executable).parent
 DATABASE = "obol_chbench"
@@ -145,28 +148,45 @@ def lean_missing(env: dict) -> str | None:
     return None
 
 
+class PortTaken(Exception):
+    """Something else answered on the port (another process took it between the probe and the bind)."""
+
+
 class Server:
     def __init__(self, argv: list[str], env: dict, url: str, key: str):
         self.argv, self.env, self.url, self.key = argv, env, url, key
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="obol-chbench-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="obol-chbench-", suffix=".log", delete=False)  # noqa: SIM115
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
+        return self
+
+    def start(self) -> Server:
         self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         deadline = time.monotonic() + 60
-        probe = urllib.request.Request(f"{self.url}/api/v1/charging/sessions/00000000-0000-4000-8000-000000000000",
-                                       headers={"Authorization": f"Bearer {self.key}"})
         while time.monotonic() < deadline:
+            # a terminate of a session that does not exist: 404 unknown_session, nothing kept
+            probe = urllib.request.Request(
+                f"{self.url}/api/v1/charging/sessions/00000000-0000-4000-8000-000000000000/terminate",
+                data=json.dumps({"request_id": f"probe-{uuid.uuid4()}", "used": 0}).encode(), method="POST",
+                headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
             if self.process.poll() is not None:
+                if "in use" in self.output():
+                    raise PortTaken(f"{self.url}: address in use")
                 raise SystemExit(f"server exited early: {' '.join(self.argv)}\n{self.output()}")
             try:
                 urllib.request.urlopen(probe, timeout=2).read()
-                return self
-            except urllib.error.HTTPError:
-                return self  # any HTTP answer (404 here) means it serves
+                answer = b""
+            except urllib.error.HTTPError as error:  # the expected answer: 404 unknown_session
+                answer = error.read()
             except OSError:
                 time.sleep(0.2)
+                continue
+            if self.process.poll() is None and b"unknown_session" in answer:
+                return self
+            self.stop()  # another server holds the port, or ours answers something else
+            raise PortTaken(f"{self.url}: not our server's answer ({answer[:200]!r})\n{self.output()}")
         self.stop()
         raise SystemExit(f"server did not answer within 60 s: {' '.join(self.argv)}\n{self.output()}")
 
@@ -188,6 +208,52 @@ class Server:
         return Path(self.log.name).read_text()[-4000:]
 
 
+def _cpu_of(pid: int) -> float:
+    """utime + stime of one process, in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [p for child in (task / "children").read_text().split() for p in _tree(int(child))]
+        except OSError:
+            pass
+    return found
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of the server and its workers so far."""
+    return sum(_cpu_of(p) for p in _tree(pid))
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process alive now (Linux /proc; backends that exited are lost)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip() == "postgres":
+                total += _cpu_of(int(stat.parent.name))
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def idle_load(seconds: float = 1.0) -> str:
+    """How busy the CPUs are with the server idle: other work on the machine skews every figure."""
+    first = charging_load._machine_ticks()
+    time.sleep(seconds)
+    second = charging_load._machine_ticks()
+    if not first or not second or second[1] == first[1]:
+        return "?"
+    return f"{(second[0] - first[0]) / (second[1] - first[1]):.0%}"
+
+
 # --- the report ---------------------------------------------------------------------------------------
 
 def row(path: str, scenario: str, r: dict) -> str:
@@ -195,14 +261,15 @@ def row(path: str, scenario: str, r: dict) -> str:
     others = {c: n for c, n in r["codes"].items() if c != "ok"}
     odd = ", ".join(f"{c} {n}" for c, n in others.items()) or "-"
     if r["transport_errors"]:
-        odd += f"; transport errors {r['transport_errors']} {r['error_kinds']}"
+        odd += f"; transport errors {r['transport_errors']} {r['error_kinds']}, first: {r['first_error']}"
     busy = f"{r['machine_busy']:.0%}" if r.get("machine_busy") is not None else "?"
     return (f"{path:<6} {scenario:<10} {r['ops_per_s']:>8,.0f} {lat['p50']:>7.1f} {lat['p95']:>7.1f} {lat['p99']:>7.1f}"
+            f"   {r.get('server_ms_per_op', float('nan')):>6.2f} {r.get('postgres_ms_per_op', float('nan')):>6.2f}"
             f"   {r['generator_cpu_share']:>5.0%}  {busy:>5}  {r['connects']:>7,}  {odd}")
 
 
 HEADER = (f"{'path':<6} {'scenario':<10} {'ops/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
-          f"   {'gen CPU':>5} {'busy':>5}  {'connects':>7}  non-ok answers")
+          f"   {'srv CPU':>6} {'pg CPU':>6}   {'gen CPU':>5} {'busy':>5}  {'connects':>7}  non-ok answers")
 
 
 def goal(path: str, results: dict) -> str:
@@ -222,10 +289,10 @@ def goal(path: str, results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="real-time charging under load (issue 5)")
-    parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_CHARGING_ACCOUNTS", 1000)))
-    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_CHARGING_SECONDS", 10)))
+    parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_CHARGING_ACCOUNTS", "1000")))
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_CHARGING_SECONDS", "10")))
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--plain-workers", type=int, default=3, help="gunicorn workers (default 3: best of 2, 3, 4 "
+    parser.add_argument("--plain-workers", type=int, default=4, help="gunicorn workers (default 4: best of 2, 3, 4 "
                                                                        "measured on the 2-core machine)")
     parser.add_argument("--plain-worker-class", default="sync", help="gunicorn worker class (sync keeps no "
                                                                        "connection alive)")
@@ -233,6 +300,8 @@ def main() -> None:
     parser.add_argument("--paths", default="plain,lean", help="which server paths to run")
     parser.add_argument("--keep", action="store_true", help=f"keep the database {DATABASE}")
     args = parser.parse_args()
+    if args.accounts < max(clients for _, clients, _ in SCENARIOS):
+        parser.error("--accounts: at least 64, one account per client in the spread scenarios")
     url = f"{SERVER}/{DATABASE}"
     env = {**os.environ, "OBOL_DATABASE_URL": url, "OBOL_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "obol.settings"}
     env.pop("OBOL_TEST_DATABASE_URL", None)
@@ -274,16 +343,30 @@ def main() -> None:
         if path == "lean" and (why := lean_missing(env)):
             print(f"lean path: {why}: skipped")
             continue
-        port = free_port()
         workers = args.plain_workers if path == "plain" else args.lean_workers
-        argv = command(path, port, workers, args.plain_worker_class)
-        base = f"http://127.0.0.1:{port}"
-        setups.append(f"  {path:<6} {' '.join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))}")
+        for attempt in range(3):
+            port = free_port()
+            argv = command(path, port, workers, args.plain_worker_class)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                server = Server(argv, env, base, key).start()
+                break
+            except PortTaken as taken:
+                print(f"  {path}: {str(taken).splitlines()[0]}; another port")
+        else:
+            raise SystemExit(f"{path}: could not start the server")
+        quiet = idle_load()
+        setups.append(f"  {path:<6} {' '.join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))}"
+                      f"  (CPUs busy before the runs, server idle: {quiet})")
         results[path] = {}
-        with Server(argv, env, base, key) as server:
+        with server:
             for name, clients, hot in SCENARIOS:
+                cpu0, pg0 = server_cpu(server.process.pid), postgres_cpu()
                 r = charging_load.run(base, key, msisdns, clients=clients, seconds=args.seconds, warmup=args.warmup,
                                       hot=hot)
+                n = max(1, r["requests_all"])  # CPU is measured over the whole run, warm-up included
+                r["server_ms_per_op"] = (server_cpu(server.process.pid) - cpu0) / n * 1000
+                r["postgres_ms_per_op"] = (postgres_cpu() - pg0) / n * 1000
                 results[path][name] = r
                 print(f"  ... {path} {name}: {r['ops_per_s']:,.0f} ops/s, p99 {r['latency_ms']['p99']:.1f} ms",
                       flush=True)
@@ -300,7 +383,8 @@ def main() -> None:
     for path, by_scenario in results.items():
         for name, r in by_scenario.items():
             print(row(path, name, r))
-    print("(latency per request; gen CPU: the load generator's own CPU in share of one core; busy: share of all "
+    print("(latency per request; srv CPU / pg CPU: CPU ms per request of the server's processes / of PostgreSQL's, "
+          "over the whole run; gen CPU: the load generator's own CPU in share of one core; busy: share of all "
           "CPUs busy during the window; connects: TCP connections opened)")
     print("server set-up (DEBUG off, no access log):")
     for line in setups:

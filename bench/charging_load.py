@@ -54,6 +54,7 @@ class Stats:
     charged: Decimal = Decimal(0)  # sum of every terminate answer's `charged`, whole run
     transport_errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
+    first_error: str = ""
     connects: int = 0
     abandoned: int = 0  # cycles cut by a transport error after a session was opened
 
@@ -160,6 +161,7 @@ async def _client(index: int, conn: Connection, subscribers: list[str], stats: S
             stats.transport_errors += 1
             kind = type(exc).__name__
             stats.error_kinds[kind] = stats.error_kinds.get(kind, 0) + 1
+            stats.first_error = stats.first_error or f"{op}: {kind}: {exc}"[:300]
             conn.close()
             await asyncio.sleep(0.01)
             return None
@@ -275,6 +277,7 @@ async def _run(url: str, key: str, subscribers: list[str], clients: int, seconds
         "codes_all": dict(sorted(stats.codes_all.items())), "requests_all": stats.requests_all,
         "cycles_all": stats.cycles_all, "charged_all": str(stats.charged),
         "transport_errors": stats.transport_errors, "error_kinds": stats.error_kinds,
+        "first_error": stats.first_error,
         "connects": stats.connects, "abandoned_cycles": stats.abandoned,
         "generator_cpu_s": cpu, "generator_cpu_share": cpu / seconds,  # of one core
         "machine_busy": busy,  # share of all CPUs busy during the window (everything, not only the server)
