@@ -223,3 +223,13 @@ def test_the_sweep_command_sweeps_every_tenant(setup, system):
         call_command("charging", "sweep", stdout=out)
     assert "acme: 1 expired session(s) swept" in out.getvalue()
     assert ChargingSession.objects.get().state == "expired"
+
+
+def test_the_lean_paths_snapshot_maps_every_subscriber_as_one_request_would(setup, clerk):
+    with frozen(TUESDAY_10):
+        subscriptions.transition(clerk, setup["postpaid"], "suspend", date(2026, 3, 10), reason="test")
+        snapshot = charging.map_all(TUESDAY_10)
+        one = charging._map(PREPAID, "msisdn", "voice", TUESDAY_10)
+    assert snapshot[("msisdn", PREPAID, "voice")][0] == one
+    assert ("msisdn", PREPAID, "sms") in snapshot and ("msisdn", PREPAID, "mms") not in snapshot  # no mms charge
+    assert not [k for k in snapshot if k[1] == "491511111111"]  # suspended: left to the one-by-one mapping

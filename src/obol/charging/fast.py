@@ -32,6 +32,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -41,8 +42,9 @@ import django
 django.setup()
 
 from django.db import connections
-
+from psycopg import AsyncClientCursor
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -111,8 +113,7 @@ async def _orm(function, *args, **kwargs):
     return await asyncio.get_running_loop().run_in_executor(_ORM, call)
 
 
-_keys, _tenants, _mappings, _catalogs = _Cache(KEY_TTL_S), _Cache(SETTINGS_TTL_S), _Cache(MAPPING_TTL_S), \
-    _Cache(CATALOG_TTL_S)
+_keys, _tenants, _catalogs = _Cache(KEY_TTL_S), _Cache(SETTINGS_TTL_S), _Cache(CATALOG_TTL_S)
 
 
 class _Tenant:
@@ -185,7 +186,8 @@ def _conninfo() -> str:
 
 async def open_pool(conninfo: str | None = None) -> None:
     global _pool
-    _pool = AsyncConnectionPool(conninfo or _conninfo(), min_size=2, max_size=POOL_SIZE, open=False)
+    _pool = AsyncConnectionPool(conninfo or _conninfo(), min_size=2, max_size=POOL_SIZE, open=False,
+                                kwargs={"autocommit": True, "cursor_factory": AsyncClientCursor})
     await _pool.open()
 
 
@@ -194,8 +196,9 @@ async def close_pool() -> None:
     if _pool is not None:
         await _pool.close()
         _pool = None
-    for cache in (_keys, _tenants, _mappings, _catalogs):
+    for cache in (_keys, _tenants, _catalogs):
         cache.items.clear()
+    _snapshots.clear()
     await _orm(connections.close_all)
 
 
@@ -281,11 +284,8 @@ def _moment(data: dict) -> datetime | None:
 
 async def _priced_by(tenant: _Tenant, subscriber: str, kind: str, service_kind: str, destination: str,
                      when: datetime) -> tuple[service._Mapped, Terms] | service.Answer:
-    key = (tenant.tenant.pk, kind, subscriber, service_kind)
-    mapped = await _mappings.get(key, lambda: _in_tenant(tenant, service._map, subscriber, kind, service_kind,
-                                                         when))
-    if isinstance(mapped, service.Answer):  # refusals are not kept: a fixed cause counts at once
-        _mappings.items.pop(key, None)
+    mapped = await _mapped(tenant, subscriber, kind, service_kind, when)
+    if isinstance(mapped, service.Answer):
         return mapped
     table = (tenant.tenant.pk, mapped.rate_table)
     catalog = await _catalogs.get(table, lambda: _in_tenant(tenant, service._catalog, mapped.rate_table))
@@ -298,29 +298,73 @@ async def _priced_by(tenant: _Tenant, subscriber: str, kind: str, service_kind: 
     return mapped, found
 
 
-# --- reads ---------------------------------------------------------------------------------------
+class _Snapshot:
+    """A tenant's `service.map_all` at one moment (refreshed every MAPPING_TTL_S, one vectorised
+    mediation for every subscriber instead of one per subscriber)."""
 
-_LOCK = (f"SELECT id, mode, currency, credit_limit, status, number, bill_cycle_day FROM {T_ACCOUNT} "
-         "WHERE id = %s AND tenant_id = %s FOR UPDATE")
-_LOCK_BY_SESSION = (f"SELECT id, mode, currency, credit_limit, status, number, bill_cycle_day FROM {T_ACCOUNT} "
-                    f"WHERE id = (SELECT account_id FROM {T_SESSION} WHERE key = %s AND tenant_id = %s) FOR UPDATE")
+    def __init__(self):
+        self.taken, self.mappings, self.lock = 0.0, {}, asyncio.Lock()
+
+
+_snapshots: dict[int, _Snapshot] = {}
+
+
+async def _mapped(tenant: _Tenant, subscriber: str, kind: str, service_kind: str, when: datetime):
+    """The subscriber's mapping now from the tenant's snapshot while the identifier is still valid;
+    else (a time in the past, a new or ended identifier, a refusal) by `service._map` for this one
+    request, so that a fixed cause counts at once."""
+    snapshot = _snapshots.setdefault(tenant.tenant.pk, _Snapshot())
+    if time.monotonic() - snapshot.taken > MAPPING_TTL_S:
+        async with snapshot.lock:
+            if time.monotonic() - snapshot.taken > MAPPING_TTL_S:
+                snapshot.mappings = await _orm(_in_tenant, tenant, service.map_all, clock.now())
+                snapshot.taken = time.monotonic()
+    try:
+        value = service.normalised(kind, subscriber)
+    except ObolError:
+        value = None
+    found = snapshot.mappings.get((kind, value, service_kind)) if value else None
+    now = clock.now()
+    if found is not None and abs((when - now).total_seconds()) < MAPPING_TTL_S and (found[1] is None
+                                                                                    or when < found[1]):
+        return found[0]
+    return await _orm(_in_tenant, tenant, service._map, subscriber, kind, service_kind, when)
+
+
+# --- reads: the account's row lock, then everything else in one statement --------------------------
+# (two statements: what a statement reads after waiting for a lock it took itself could be older
+# than the lock; the second statement starts after the lock is held and sees the latest commits)
+
+_ACCOUNT = "id, mode, currency, credit_limit, status, number, bill_cycle_day"
+_LOCK = f"SELECT {_ACCOUNT} FROM {T_ACCOUNT} WHERE id = %(account)s AND tenant_id = %(tenant)s FOR UPDATE"
+_LOCK_BY_SESSION = (f"SELECT {_ACCOUNT} FROM {T_ACCOUNT} WHERE id = (SELECT account_id FROM {T_SESSION} "
+                    "WHERE key = %(key)s AND tenant_id = %(tenant)s) FOR UPDATE")
 _REQUEST = f"SELECT fingerprint, answer FROM {T_REQUEST} WHERE tenant_id = %s AND request_id = %s"
-_STATUS = f"SELECT status FROM {T_SUBSCRIPTION} WHERE id = %s"
-_POCKETS = (f"SELECT id, unit, balance, priority, valid_from, valid_until, services, destination_groups, source, "
-            f"subscription_id FROM {T_POCKET} WHERE account_id = %s AND (source = %s OR balance <> 0) "
-            "AND (valid_until IS NULL OR valid_until > %s)")
-_POCKETS_BY_SESSION = (_POCKETS.replace("account_id = %s", f"account_id = (SELECT account_id FROM {T_SESSION} "
-                                                          "WHERE key = %s AND tenant_id = %s)")
-                       .replace("valid_until > %s", f"valid_until > (SELECT started_at FROM {T_SESSION} "
-                                                    "WHERE key = %s AND tenant_id = %s)"))
-_STATUS_BY_SESSION = _STATUS.replace("id = %s", f"id = (SELECT subscription_id FROM {T_SESSION} "
-                                                "WHERE key = %s AND tenant_id = %s)")
-_HOLDS = (f"SELECT holds FROM {T_SESSION} WHERE account_id = %s AND state = 'open' AND expires_at > %s "
-          "AND key <> %s")
-_HOLDS_BY_SESSION = _HOLDS.replace("account_id = %s", f"account_id = (SELECT account_id FROM {T_SESSION} "
-                                                      "WHERE key = %s AND tenant_id = %s)")
-_SESSION = (f"SELECT id, account_id, subscription_id, service_kind, service, destination, started_at, terms, used, "
-            f"state FROM {T_SESSION} WHERE key = %s AND tenant_id = %s")
+_POCKET_JSON = ("json_agg(json_build_array(id, unit, balance::text, priority, valid_from, valid_until, services, "
+                "destination_groups, source, subscription_id))")
+# one row: the request's earlier answer, the subscription's status, the usable pockets, other holds
+_STATE = (
+    f"SELECT (SELECT json_build_array(fingerprint, answer) FROM {T_REQUEST} "
+    "        WHERE tenant_id = %(tenant)s AND request_id = %(request)s), "
+    f"(SELECT status FROM {T_SUBSCRIPTION} WHERE id = %(subscription)s), "
+    f"(SELECT {_POCKET_JSON} FROM {T_POCKET} WHERE account_id = %(account)s "
+    "        AND (source = 'postpaid' OR balance <> 0) AND (valid_until IS NULL OR valid_until > %(at)s)), "
+    f"(SELECT json_agg(holds) FROM {T_SESSION} WHERE account_id = %(account)s AND state = 'open' "
+    "        AND expires_at > %(now)s AND key <> %(key)s)")
+# the same for an operation on a session, which also reads the session
+_SESSION_STATE = (
+    f"WITH s AS (SELECT id, account_id, subscription_id, service_kind, service, destination, started_at, terms, used, "
+    f"                  state FROM {T_SESSION} WHERE key = %(key)s AND tenant_id = %(tenant)s) "
+    "SELECT (SELECT json_build_array(id, account_id, subscription_id, service_kind, service, destination, "
+    "               started_at, terms, used, state) FROM s), "
+    f"(SELECT json_build_array(fingerprint, answer) FROM {T_REQUEST} "
+    "        WHERE tenant_id = %(tenant)s AND request_id = %(request)s), "
+    f"(SELECT status FROM {T_SUBSCRIPTION} WHERE id = (SELECT subscription_id FROM s)), "
+    f"(SELECT {_POCKET_JSON} FROM {T_POCKET} WHERE account_id = (SELECT account_id FROM s) "
+    "        AND (source = 'postpaid' OR balance <> 0) "
+    "        AND (valid_until IS NULL OR valid_until > (SELECT started_at FROM s))), "
+    f"(SELECT json_agg(holds) FROM {T_SESSION} WHERE account_id = (SELECT account_id FROM s) AND state = 'open' "
+    "        AND expires_at > %(now)s AND key <> %(key)s)")
 
 
 def _account(row) -> dict:
@@ -328,10 +372,14 @@ def _account(row) -> dict:
                     strict=True))
 
 
+def _moment_of(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
 def _rows(pockets) -> list[grants.PocketRow]:
-    return [grants.PocketRow(pid, unit, balance, priority, since, until, tuple(services or ()),
-                             tuple(groups or ()), source == Source.POSTPAID, subscription)
-            for pid, unit, balance, priority, since, until, services, groups, source, subscription in pockets]
+    return [grants.PocketRow(pid, unit, Decimal(balance), priority, _moment_of(since), _moment_of(until),
+                             tuple(services or ()), tuple(groups or ()), source == Source.POSTPAID, subscription)
+            for pid, unit, balance, priority, since, until, services, groups, source, subscription in pockets or ()]
 
 
 def _funds(tenant: _Tenant, account: dict, rows: list[grants.PocketRow], holds, subscription_id: int,
@@ -339,7 +387,7 @@ def _funds(tenant: _Tenant, account: dict, rows: list[grants.PocketRow], holds, 
     state = AccountState(mode=account["mode"], currency=account["currency"], credit_limit=account["credit_limit"],
                          unpaid_invoices=Decimal(0),  # as balances.services.unpaid_invoices: no invoices yet
                          rounding=tenant.tenant.rounding, closed=account["status"] == BillingAccount.Status.CLOSED)
-    return grants.funds(state, rows, grants.held([h for (h,) in holds]), subscription_id=subscription_id,
+    return grants.funds(state, rows, grants.held(holds or []), subscription_id=subscription_id,
                         service=service_code, is_money_unit=service.is_money_unit)
 
 
@@ -352,30 +400,98 @@ def _replay(found, fingerprint: str, request_id: str) -> service.Answer | None:
     return service.Answer.from_json(found[1])
 
 
-# --- writes --------------------------------------------------------------------------------------
+async def _locked(conn, lock: str, state: str, params: dict):
+    """(account row, state row): BEGIN, the lock and the read in one round trip."""
+    cursor = await conn.execute(f"BEGIN; {lock}; {state}", params)
+    rows = []
+    while True:
+        if cursor.description is not None:
+            rows.append(await cursor.fetchone())
+        if not cursor.nextset():
+            return rows[0], rows[1]
 
-_INSERT_REQUEST = (f"INSERT INTO {T_REQUEST} (tenant_id, request_id, operation, fingerprint, session_id, code, answer, "
-                   f"created_at) VALUES (%s, %s, %s, %s, (SELECT id FROM {T_SESSION} WHERE key = %s), %s, %s, %s)")
+
+@asynccontextmanager
+async def _connection():
+    """A pooled connection in autocommit mode with client-side binding: the transaction is spelled
+    out (BEGIN with the reads, COMMIT with the writes), so each is one message and one round trip.
+    Whatever happens, the connection goes back with no transaction open."""
+    async with _pool.connection() as conn:
+        try:
+            yield conn
+        finally:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                await conn.execute("ROLLBACK")
+
+
+# --- writes: one statement per operation (data-modifying CTEs), then COMMIT in the same round trip ---
+
+_REQUEST_COLUMNS = "tenant_id, request_id, operation, fingerprint, session_id, code, answer, created_at"
+_INSERT_REQUEST = (f"INSERT INTO {T_REQUEST} ({_REQUEST_COLUMNS}) VALUES (%(tenant)s, %(request)s, %(operation)s, "
+                   "%(fingerprint)s, NULL, %(code)s, %(answer)s, %(now)s)")
+_REQUEST_OF_SESSION = (f"INSERT INTO {T_REQUEST} ({_REQUEST_COLUMNS}) SELECT %(tenant)s, %(request)s, "
+                       "%(operation)s, %(fingerprint)s, s.id, %(code)s, %(answer)s, %(now)s FROM s")
+_NEW_SESSION = (
+    f"WITH s AS (INSERT INTO {T_SESSION} (tenant_id, key, account_id, subscription_id, identifier, service_kind, "
+    "service, destination, started_at, terms, used, granted, holds, expires_at, state, charged, included, shortfall, "
+    "created_at) VALUES (%(tenant)s, %(key)s, %(account)s, %(subscription)s, %(identifier)s, %(kind)s, "
+    "%(service)s, %(destination)s, %(at)s, %(terms)s, 0, %(granted)s, %(holds)s, %(until)s, 'open', 0, 0, 0, "
+    f"%(now)s) RETURNING id) {_REQUEST_OF_SESSION}")
+_REGRANT = (f"WITH s AS (UPDATE {T_SESSION} SET used = %(used)s, granted = %(granted)s, holds = %(holds)s, "
+            f"expires_at = %(until)s WHERE id = %(session)s RETURNING id) {_REQUEST_OF_SESSION}")
+_RATED_COLUMNS = ("record_key", "account_id", "subscription_id", "service", "rate_table", "cycle_start", "start",
+                  "quantity", "destination", "destination_group", "time_band", "included", "charged", "billed",
+                  "price_micros", "currency", "uncovered", "takes")
+# the commit of usage: balances, ledger debits, the rated record (and the session's end, the answer)
+_BOOK = (
+    f"WITH p AS (UPDATE {T_POCKET} SET balance = v.balance FROM unnest(%(pockets)s::bigint[], "
+    f"         %(balances)s::numeric[]) AS v(id, balance) WHERE {T_POCKET}.id = v.id RETURNING 1), "
+    f"l AS (INSERT INTO {T_LEDGER} (tenant_id, pocket_id, at, kind, amount, balance_after, service, reason, "
+    "       reference, actor_kind, actor_id, actor_label) SELECT %(tenant)s, v.pocket, %(at)s, 'debit', v.amount, "
+    "       v.after, %(service)s, 'usage (real-time)', %(record_key)s, %(actor_kind)s, %(actor_id)s, "
+    "       %(actor_label)s FROM unnest(%(ledger_pockets)s::bigint[], %(amounts)s::numeric[], "
+    "       %(afters)s::numeric[]) WITH ORDINALITY AS v(pocket, amount, after, n) ORDER BY n RETURNING 1), "
+    f"r AS (INSERT INTO {T_RATED} (tenant_id, {', '.join(_RATED_COLUMNS)}, rated_at) VALUES (%(tenant)s, "
+    f"       {', '.join(f'%({c})s' for c in _RATED_COLUMNS)}, %(now)s) RETURNING 1)")
+_TERMINATE = (
+    f"{_BOOK}, s AS (UPDATE {T_SESSION} SET used = %(used)s, granted = 0, holds = '{{}}', state = 'terminated', "
+    "charged = %(money)s, included = %(included)s, shortfall = %(shortfall)s, ended_at = %(now)s "
+    f"WHERE id = %(session)s RETURNING id) {_REQUEST_OF_SESSION}")
+_RELEASE = (  # a terminate with nothing used: no booking
+    f"WITH s AS (UPDATE {T_SESSION} SET granted = 0, holds = '{{}}', state = 'terminated', ended_at = %(now)s "
+    f"WHERE id = %(session)s RETURNING id) {_REQUEST_OF_SESSION}")
+_EVENT = f"{_BOOK} {_INSERT_REQUEST}"
+_OPEN_ACCRUAL = (f"INSERT INTO {T_POCKET} (tenant_id, account_id, unit, display_unit, balance, granted, source, label, "
+                 "priority, valid_from, services, destination_groups, grant_key, created_at) VALUES "
+                 "(%s, %s, %s, %s, 0, 0, %s, 'Unbilled usage', 32767, %s, '[]', '[]', %s, %s) RETURNING id")
+_LOW = (f"INSERT INTO {T_LOW} (tenant_id, account_id, balance, threshold, currency, session_id, created_at) "
+        f"VALUES (%s, %s, %s, %s, %s, (SELECT id FROM {T_SESSION} WHERE key = %s), %s)")
+
+
+def _answer_params(tenant: _Tenant, request_id: str, operation: str, fingerprint: str,
+                   answer: service.Answer) -> dict:
+    return {"tenant": tenant.tenant.pk, "request": request_id, "operation": operation, "fingerprint": fingerprint,
+            "code": answer.code, "answer": Jsonb(answer.as_json()), "now": clock.now()}
 
 
 async def _remember(conn, tenant: _Tenant, request_id: str, operation: str, fingerprint: str,
-                    answer: service.Answer, session_key: uuid.UUID | None = None) -> service.Answer:
-    await conn.execute(_INSERT_REQUEST, (tenant.tenant.pk, request_id, operation, fingerprint, session_key,
-                                         answer.code, Jsonb(answer.as_json()), clock.now()))
+                    answer: service.Answer) -> service.Answer:
+    """Keep a refusal as the request's answer (no session changes)."""
+    await conn.execute(f"{_INSERT_REQUEST}; COMMIT",
+                       _answer_params(tenant, request_id, operation, fingerprint, answer))
     return answer
 
 
 async def _answer_alone(tenant: _Tenant, request_id: str, operation: str, fingerprint: str,
                         answer: service.Answer) -> service.Answer:
     """Keep a refusal decided before any lock (unknown subscriber, no tariff) as the request's answer."""
-    async with _pool.connection() as conn:
-        async with conn.pipeline():
-            found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
-            replay = _replay(found, fingerprint, request_id)
-            if replay is not None:
-                return replay
-            await _remember(conn, tenant, request_id, operation, fingerprint, answer)
-    return answer
+    async with _connection() as conn:
+        found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
+        replay = _replay(found, fingerprint, request_id)
+        if replay is not None:
+            return replay
+        await conn.execute("BEGIN")
+        return await _remember(conn, tenant, request_id, operation, fingerprint, answer)
 
 
 async def _once(tenant: _Tenant, request_id: str, fingerprint: str, work):
@@ -384,7 +500,7 @@ async def _once(tenant: _Tenant, request_id: str, fingerprint: str, work):
     try:
         return await work()
     except pg_errors.UniqueViolation:
-        async with _pool.connection() as conn:
+        async with _connection() as conn:
             found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
         answer = _replay(found, fingerprint, request_id)
         if answer is None:
@@ -392,28 +508,15 @@ async def _once(tenant: _Tenant, request_id: str, fingerprint: str, work):
         return answer
 
 
-_LEDGER = (f"INSERT INTO {T_LEDGER} (tenant_id, pocket_id, at, kind, amount, balance_after, service, reason, "
-           "reference, actor_kind, actor_id, actor_label) VALUES (%s, %s, %s, 'debit', %s, %s, %s, %s, %s, %s, %s, %s)")
-_SET_BALANCE = f"UPDATE {T_POCKET} SET balance = %s WHERE id = %s"
-_OPEN_ACCRUAL = (f"INSERT INTO {T_POCKET} (tenant_id, account_id, unit, display_unit, balance, granted, source, label, "
-                 "priority, valid_from, services, destination_groups, grant_key, created_at) VALUES "
-                 "(%s, %s, %s, %s, 0, 0, %s, 'Unbilled usage', 32767, %s, '[]', '[]', %s, %s) RETURNING id")
-_RATED_COLUMNS = ("record_key", "account_id", "subscription_id", "service", "rate_table", "cycle_start", "start",
-                  "quantity", "destination", "destination_group", "time_band", "included", "charged", "billed",
-                  "price_micros", "currency", "uncovered", "takes")
-_RATED = (f"INSERT INTO {T_RATED} (tenant_id, {', '.join(_RATED_COLUMNS)}, rated_at) "
-          f"VALUES ({', '.join(['%s'] * (len(_RATED_COLUMNS) + 2))})")
-_LOW = (f"INSERT INTO {T_LOW} (tenant_id, account_id, balance, threshold, currency, session_id, created_at) "
-        f"VALUES (%s, %s, %s, %s, %s, (SELECT id FROM {T_SESSION} WHERE key = %s), %s)")
-
-
-async def _book(conn, tenant: _Tenant, actor: Actor, account: dict, rows: list[grants.PocketRow],
-                priced: grants.Cost, *, key: str, subscription_id: int, service_code: str, found: Terms,
-                start: datetime, destination: str, session_key: uuid.UUID | None) -> None:
-    """The commit's writes (as `service._commit`): debits, balances, the rated record, low balance."""
+async def _booking(conn, tenant: _Tenant, actor: Actor, account: dict, rows: list[grants.PocketRow],
+                   priced: grants.Cost, *, key: str, subscription_id: int, service_code: str, found: Terms,
+                   start: datetime, destination: str, session_key: uuid.UUID | None) -> dict:
+    """The parameters of `_BOOK` (as `service._commit` books: debits, balances, the rated record);
+    opens the unbilled-usage pocket and records a low-balance event first when needed."""
     now = clock.now()
     balance = {row.id: row.balance for row in rows}
     accrual = next((row.id for row in rows if row.is_accrual), None)
+    pockets, amounts, afters = [], [], []
     for take in priced.takes:
         pocket_id = take.pocket_id
         if pocket_id == grants.ACCRUAL:
@@ -425,19 +528,21 @@ async def _book(conn, tenant: _Tenant, actor: Actor, account: dict, rows: list[g
                 balance[accrual] = Decimal(0)
             pocket_id = accrual
         balance[pocket_id] = balance[pocket_id] - take.amount
-        await conn.execute(_LEDGER, (tenant.tenant.pk, pocket_id, start, -take.amount, balance[pocket_id],
-                                     service_code, "usage (real-time)", key, actor.kind, actor.id, actor.label[:200]))
-        await conn.execute(_SET_BALANCE, (balance[pocket_id], pocket_id))
-    record = service.rated_record(account["id"], account["bill_cycle_day"], priced, rows, key=key,
-                                  subscription_id=subscription_id, service=service_code, terms=found, start=start,
-                                  destination=destination, tz=tenant.tenant.timezone)
-    await conn.execute(_RATED, (tenant.tenant.pk, *(record[c] for c in _RATED_COLUMNS), now))
+        pockets.append(pocket_id)
+        amounts.append(-take.amount)
+        afters.append(balance[pocket_id])
     threshold = tenant.settings.low_balance_threshold
     after = grants.money_after(rows, account["currency"], priced.takes)
     if account["mode"] != BillingAccount.Mode.POSTPAID and grants.low_balance(
             grants.money_left(rows, account["currency"]), after, threshold):
         await conn.execute(_LOW, (tenant.tenant.pk, account["id"], after, threshold, account["currency"],
                                   session_key, now))
+    record = service.rated_record(account["id"], account["bill_cycle_day"], priced, rows, key=key,
+                                  subscription_id=subscription_id, service=service_code, terms=found, start=start,
+                                  destination=destination, tz=tenant.tenant.timezone)
+    return {**record, "tenant": tenant.tenant.pk, "pockets": pockets, "balances": afters, "ledger_pockets": pockets,
+            "amounts": amounts, "afters": afters, "at": start, "record_key": key, "actor_kind": actor.kind,
+            "actor_id": actor.id, "actor_label": actor.label[:200], "now": now}
 
 
 # --- the operations ----------------------------------------------------------------------------------
@@ -456,48 +561,35 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
     config = tenant.settings
 
     async def work():
-        key = uuid.uuid4()
-        async with _pool.connection() as conn:
-            async with conn.pipeline():
-                account = await conn.execute(_LOCK, (mapped.account_id, tenant.tenant.pk))
-                request = await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))
-                status = await conn.execute(_STATUS, (mapped.subscription_id,))
-                pockets = await conn.execute(_POCKETS, (mapped.account_id, Source.POSTPAID, when))
-                holds = await conn.execute(_HOLDS, (mapped.account_id, clock.now(), key))
-                account = _account(await account.fetchone())
-                replay = _replay(await request.fetchone(), fingerprint, request_id)
-                if replay is not None:
-                    return replay
-                status = (await status.fetchone())[0]
-                rows = _rows(await pockets.fetchall())
-                holds = await holds.fetchall()
-                if status != Status.ACTIVE:
-                    return await _remember(conn, tenant, request_id, "start", fingerprint,
-                                           service.status_refusal(status))
-                if account["status"] == BillingAccount.Status.CLOSED:
-                    return await _remember(conn, tenant, request_id, "start", fingerprint,
-                                           service.Answer("account_closed", "the account is closed"))
-                funds = _funds(tenant, account, rows, holds, mapped.subscription_id, mapped.service)
-                granted, held = grants.grant(found, 0, service.capped(requested, service_kind, config), funds,
-                                             at=when, service=mapped.service, rule=tenant.tenant.rounding)
-                if granted == 0:
-                    return await _remember(conn, tenant, request_id, "start", fingerprint, service.Answer(
-                        "no_credit", f"the funds of account {account['number']} do not cover one more unit",
-                        currency=account["currency"]))
-                now = clock.now()
-                until = now + timedelta(seconds=config.grant_validity_s)
-                await conn.execute(
-                    f"INSERT INTO {T_SESSION} (tenant_id, key, account_id, subscription_id, identifier, service_kind, "
-                    "service, destination, started_at, terms, used, granted, holds, expires_at, state, charged, "
-                    "included, shortfall, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s, "
-                    "'open', 0, 0, 0, %s)",
-                    (tenant.tenant.pk, key, mapped.account_id, mapped.subscription_id, subscriber, service_kind,
-                     mapped.service, destination, when, Jsonb(service.terms_json(found)), granted,
-                     Jsonb(held.holds()), until, now))
-                answer = service.Answer("ok", "", session_id=str(key), granted=granted, valid_until=until, used=0)
-                await _remember(conn, tenant, request_id, "start", fingerprint, answer, key)
-                await conn.commit()
-                return answer
+        key, now = uuid.uuid4(), clock.now()
+        params = {"tenant": tenant.tenant.pk, "account": mapped.account_id, "request": request_id,
+                  "subscription": mapped.subscription_id, "at": when, "now": now, "key": key}
+        async with _connection() as conn:
+            account, (earlier, status, pockets, holds) = await _locked(conn, _LOCK, _STATE, params)
+            account = _account(account)
+            replay = _replay(earlier, fingerprint, request_id)
+            if replay is not None:
+                return replay
+            if status != Status.ACTIVE:
+                return await _remember(conn, tenant, request_id, "start", fingerprint, service.status_refusal(status))
+            if account["status"] == BillingAccount.Status.CLOSED:
+                return await _remember(conn, tenant, request_id, "start", fingerprint,
+                                       service.Answer("account_closed", "the account is closed"))
+            funds = _funds(tenant, account, _rows(pockets), holds, mapped.subscription_id, mapped.service)
+            granted, held = grants.grant(found, 0, service.capped(requested, service_kind, config), funds, at=when,
+                                         service=mapped.service, rule=tenant.tenant.rounding)
+            if granted == 0:
+                return await _remember(conn, tenant, request_id, "start", fingerprint, service.Answer(
+                    "no_credit", f"the funds of account {account['number']} do not cover one more unit",
+                    currency=account["currency"]))
+            until = now + timedelta(seconds=config.grant_validity_s)
+            answer = service.Answer("ok", "", session_id=str(key), granted=granted, valid_until=until, used=0)
+            await conn.execute(f"{_NEW_SESSION}; COMMIT", {
+                **params, **_answer_params(tenant, request_id, "start", fingerprint, answer),
+                "identifier": subscriber, "kind": service_kind, "service": mapped.service,
+                "destination": destination, "terms": Jsonb(service.terms_json(found)), "granted": granted,
+                "holds": Jsonb(held.holds()), "until": until})
+            return answer
 
     return await _once(tenant, request_id, fingerprint, work)
 
@@ -512,59 +604,50 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
         return service.Answer("unknown_session", f"no charging session {session_id}")
 
     async def work():
-        async with _pool.connection() as conn:
-            async with conn.pipeline():
-                now = clock.now()
-                account = await conn.execute(_LOCK_BY_SESSION, (key, tenant.tenant.pk))
-                session = await conn.execute(_SESSION, (key, tenant.tenant.pk))
-                request = await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))
-                holds = await conn.execute(_HOLDS_BY_SESSION, (key, tenant.tenant.pk, now, key))
-                pockets = await conn.execute(_POCKETS_BY_SESSION, (key, tenant.tenant.pk, Source.POSTPAID, key,
-                                                                   tenant.tenant.pk))
-                status = await conn.execute(_STATUS_BY_SESSION, (key, tenant.tenant.pk))
-                account, session = await account.fetchone(), await session.fetchone()
-                if session is None:  # answered, nothing kept: no side effects
-                    return service.Answer("unknown_session", f"no charging session {session_id}")
-                replay = _replay(await request.fetchone(), fingerprint, request_id)
-                if replay is not None:
-                    return replay
-                account = _account(account)
-                pk, _, subscription_id, service_kind, service_code, destination, started, terms_data, so_far, state = \
-                    session
-                if state != ChargingSession.State.OPEN:
-                    await conn.rollback()
-                    return None  # finished or expired: the service answers (and commits a late report)
-                rows, status = _rows(await pockets.fetchall()), (await status.fetchone())[0]
-                funds = _funds(tenant, account, rows, await holds.fetchall(), subscription_id, service_code)
-                found, total = Terms(**terms_data), so_far + used
-                rule = tenant.tenant.rounding
-                if operation == "terminate":
-                    priced = grants.cost(found, total, funds, at=started, service=service_code, rule=rule,
-                                         strict=False)
-                    if total > 0:
-                        await _book(conn, tenant, actor, account, rows, priced, key=f"charging:{key}",
-                                    subscription_id=subscription_id, service_code=service_code, found=found,
-                                    start=started, destination=destination, session_key=key)
-                    await conn.execute(
-                        f"UPDATE {T_SESSION} SET used = %s, granted = 0, holds = '{{}}', state = 'terminated', "
-                        "charged = %s, included = %s, shortfall = %s, ended_at = %s WHERE id = %s",
-                        (total, priced.price, priced.included, priced.shortfall, clock.now(), pk))
-                    answer = service.Answer("ok", f"{total} units committed", session_id=str(key), used=total,
-                                            charged=priced.price, currency=account["currency"],
-                                            details={"included": priced.included,
-                                                     "shortfall": str(priced.shortfall)})
-                else:
-                    code, message, granted, held = service.regrant(
-                        found, funds, status, total, requested, kind=service_kind, service=service_code,
-                        started=started, config=tenant.settings, rule=rule)
-                    until = clock.now() + timedelta(seconds=tenant.settings.grant_validity_s)
-                    await conn.execute(f"UPDATE {T_SESSION} SET used = %s, granted = %s, holds = %s, expires_at = %s "
-                                       "WHERE id = %s", (total, granted, Jsonb(held.holds()), until, pk))
-                    answer = service.Answer(code, message, session_id=str(key), granted=granted,
-                                            valid_until=until if granted else None, used=total)
-                await _remember(conn, tenant, request_id, operation, fingerprint, answer, key)
-                await conn.commit()
-                return answer
+        now = clock.now()
+        query = {"tenant": tenant.tenant.pk, "key": key, "request": request_id, "now": now}
+        async with _connection() as conn:
+            account, (session, earlier, status, pockets, holds) = await _locked(
+                conn, _LOCK_BY_SESSION, _SESSION_STATE, query)
+            if session is None:  # answered, nothing kept: no side effects
+                return service.Answer("unknown_session", f"no charging session {session_id}")
+            replay = _replay(earlier, fingerprint, request_id)
+            if replay is not None:
+                return replay
+            pk, _, subscription_id, service_kind, service_code, destination, started, terms_data, so_far, state = \
+                session
+            if state != ChargingSession.State.OPEN:
+                await conn.execute("ROLLBACK")
+                return None  # finished or expired: the service answers (and commits a late report)
+            account, started = _account(account), datetime.fromisoformat(started)
+            rows = _rows(pockets)
+            funds = _funds(tenant, account, rows, holds, subscription_id, service_code)
+            found, total, rule = Terms(**terms_data), so_far + used, tenant.tenant.rounding
+            write = {"session": pk, "used": total}
+            if operation == "terminate":
+                priced = grants.cost(found, total, funds, at=started, service=service_code, rule=rule, strict=False)
+                answer = service.Answer("ok", f"{total} units committed", session_id=str(key), used=total,
+                                        charged=priced.price, currency=account["currency"],
+                                        details={"included": priced.included, "shortfall": str(priced.shortfall)})
+                if total > 0:
+                    write.update(await _booking(conn, tenant, actor, account, rows, priced, key=f"charging:{key}",
+                                                subscription_id=subscription_id, service_code=service_code,
+                                                found=found, start=started, destination=destination,
+                                                session_key=key))
+                    write.update(money=priced.price, shortfall=priced.shortfall)  # `included`: the record's
+                statement = _TERMINATE if total > 0 else _RELEASE
+            else:
+                code, message, granted, held = service.regrant(
+                    found, funds, status, total, requested, kind=service_kind, service=service_code,
+                    started=started, config=tenant.settings, rule=rule)
+                until = now + timedelta(seconds=tenant.settings.grant_validity_s)
+                answer = service.Answer(code, message, session_id=str(key), granted=granted,
+                                        valid_until=until if granted else None, used=total)
+                write.update(granted=granted, holds=Jsonb(held.holds()), until=until)
+                statement = _REGRANT
+            await conn.execute(f"{statement}; COMMIT", {
+                **write, **_answer_params(tenant, request_id, operation, fingerprint, answer)})
+            return answer
 
     answer = await _once(tenant, request_id, fingerprint, work)
     if answer is None:
@@ -586,36 +669,31 @@ async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
     mapped, found = priced_by
 
     async def work():
-        async with _pool.connection() as conn:
-            async with conn.pipeline():
-                account = await conn.execute(_LOCK, (mapped.account_id, tenant.tenant.pk))
-                request = await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))
-                status = await conn.execute(_STATUS, (mapped.subscription_id,))
-                pockets = await conn.execute(_POCKETS, (mapped.account_id, Source.POSTPAID, when))
-                holds = await conn.execute(_HOLDS, (mapped.account_id, clock.now(), uuid.uuid4()))
-                account = _account(await account.fetchone())
-                replay = _replay(await request.fetchone(), fingerprint, request_id)
-                if replay is not None:
-                    return replay
-                status, rows = (await status.fetchone())[0], _rows(await pockets.fetchall())
-                if status != Status.ACTIVE:
-                    return await _remember(conn, tenant, request_id, "event", fingerprint,
-                                           service.status_refusal(status))
-                funds = _funds(tenant, account, rows, await holds.fetchall(), mapped.subscription_id, mapped.service)
-                priced = grants.cost(found, quantity, funds, at=when, service=mapped.service,
-                                     rule=tenant.tenant.rounding)
-                if priced.shortfall > 0:
-                    answer = service.Answer("no_credit", f"the funds of account {account['number']} do not cover "
-                                                         "one more unit", currency=account["currency"])
-                    return await _remember(conn, tenant, request_id, "event", fingerprint, answer)
-                await _book(conn, tenant, actor, account, rows, priced, key=f"charging:event:{request_id}",
-                            subscription_id=mapped.subscription_id, service_code=mapped.service, found=found,
-                            start=when, destination=destination, session_key=None)
-                answer = service.Answer("ok", f"{quantity} {service_kind} charged", granted=quantity, used=quantity,
-                                        charged=priced.price, currency=found.currency,
-                                        details={"included": priced.included})
-                await _remember(conn, tenant, request_id, "event", fingerprint, answer)
-                await conn.commit()
-                return answer
+        params = {"tenant": tenant.tenant.pk, "account": mapped.account_id, "request": request_id,
+                  "subscription": mapped.subscription_id, "at": when, "now": clock.now(), "key": uuid.uuid4()}
+        async with _connection() as conn:
+            account, (earlier, status, pockets, holds) = await _locked(conn, _LOCK, _STATE, params)
+            account = _account(account)
+            replay = _replay(earlier, fingerprint, request_id)
+            if replay is not None:
+                return replay
+            if status != Status.ACTIVE:
+                return await _remember(conn, tenant, request_id, "event", fingerprint, service.status_refusal(status))
+            rows = _rows(pockets)
+            funds = _funds(tenant, account, rows, holds, mapped.subscription_id, mapped.service)
+            priced = grants.cost(found, quantity, funds, at=when, service=mapped.service, rule=tenant.tenant.rounding)
+            if priced.shortfall > 0:
+                return await _remember(conn, tenant, request_id, "event", fingerprint, service.Answer(
+                    "no_credit", f"the funds of account {account['number']} do not cover one more unit",
+                    currency=account["currency"]))
+            answer = service.Answer("ok", f"{quantity} {service_kind} charged", granted=quantity, used=quantity,
+                                    charged=priced.price, currency=found.currency,
+                                    details={"included": priced.included})
+            booking = await _booking(conn, tenant, actor, account, rows, priced, key=f"charging:event:{request_id}",
+                                     subscription_id=mapped.subscription_id, service_code=mapped.service,
+                                     found=found, start=when, destination=destination, session_key=None)
+            await conn.execute(f"{_EVENT}; COMMIT", {
+                **booking, **_answer_params(tenant, request_id, "event", fingerprint, answer)})
+            return answer
 
     return await _once(tenant, request_id, fingerprint, work)

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from obol.balances.engine import HYBRID, PREPAID, AccountState, PocketState, SpendRequest, Take, accrual_refusal, \
-    take_in_order
+from obol.balances.engine import (
+    HYBRID,
+    PREPAID,
+    AccountState,
+    PocketState,
+    SpendRequest,
+    Take,
+    accrual_refusal,
+    take_in_order,
+)
 from obol.catalog.rates import from_micros
 from obol.core.money import EXACT
 from obol.usage.rating.pricing import billed_one, price_one

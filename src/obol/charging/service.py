@@ -160,6 +160,40 @@ class _Mapped:
     rate_table: str
 
 
+def map_all(at: datetime) -> dict[tuple[str, str, str], tuple[_Mapped, datetime | None]]:
+    """What every identifier of the tenant in scope maps to at `at`, for each service kind a plan
+    charges: {(identifier kind, value, service kind): (mapping, end of the identifier's validity)}.
+    One vectorised mediation for all subscribers (the lean path's snapshot); refusals are left out."""
+    at = at.astimezone(ZoneInfo("UTC"))
+    lookups = load_lookups()
+    kinds = lookups.charges["service_kind"].unique().to_list()
+    held = lookups.identifiers.filter((pl.col("valid_from") <= at) & (pl.col("valid_to").is_null()
+                                                                      | (pl.col("valid_to") > at)))
+    if held.is_empty() or not kinds:
+        return {}
+    pairs = held.select(pl.col("kind").alias("identifier_kind"), pl.col("value").alias("identifier"),
+                        "valid_to").join(pl.DataFrame({"service": kinds}, schema={"service": pl.Utf8}), how="cross")
+    records = pairs.select(
+        pl.lit("charging").alias("source"), pl.lit(None, pl.Utf8).alias("file"), pl.lit(None, pl.Int64).alias("line"),
+        pl.format("{}:{}:{}", "identifier_kind", "identifier", "service").alias("record_key"), "service",
+        "identifier_kind", "identifier", pl.lit("").alias("destination"),
+        pl.lit(at).cast(RECORD_SCHEMA["start"]).alias("start"), pl.lit(None, pl.Int64).alias("duration_s"),
+        pl.lit(None, pl.Int64).alias("volume_bytes"), pl.lit(None, pl.Int64).alias("events"),
+        pl.lit(None, pl.Utf8).alias("raw"))
+    mediated, _ = mediate(records, lookups)
+    ends = {(k, v): until for k, v, until in held.select("kind", "value", "valid_to").iter_rows()}
+    return {(row["identifier_kind"], row["identifier"], row["service_kind"]): (
+        _Mapped(row["subscription_id"], row["account_id"], row["service"], row["rate_table"]),
+        ends.get((row["identifier_kind"], row["identifier"])))
+        for row in mediated.select("identifier_kind", "identifier", "service_kind", "subscription_id", "account_id",
+                                   "service", "rate_table").iter_rows(named=True)}
+
+
+def normalised(kind: str, identifier: str) -> str:
+    """The identifier as stored (E.164 digits for an MSISDN, ...)."""
+    return normalise(kind, identifier) if kind in ("msisdn", "imsi", "username", "external_id") else identifier
+
+
 def _map(identifier: str, kind: str, service_kind: str, at: datetime) -> _Mapped | Answer:
     """The subscription, service and rate table a record of `identifier` at `at` maps to, by
     mediation's own rules, or the refusal."""
@@ -168,7 +202,7 @@ def _map(identifier: str, kind: str, service_kind: str, at: datetime) -> _Mapped
                                field="identifier_kind")
     if service_kind not in SERVICES:
         raise ValidationFailed(f"service: {service_kind!r} is not one of {', '.join(SERVICES)}", field="service")
-    value = normalise(kind, identifier) if kind in ("msisdn", "imsi", "username", "external_id") else identifier
+    value = normalised(kind, identifier)
     record = pl.DataFrame([{
         "source": "charging", "file": None, "line": None, "record_key": "charging", "service": service_kind,
         "identifier_kind": kind, "identifier": value, "destination": "", "start": at, "duration_s": None,

@@ -31,9 +31,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{tenant.code}: {swept} expired session(s) swept")
 
     def _serve(self, host: str, port: int, workers: int):
-        from django.db import connection
-
         import uvicorn
+        from django.db import connection
         if connection.vendor != "postgresql":
             raise CommandError("the lean charging path needs PostgreSQL (OBOL_DATABASE_URL=postgresql://...); "
                                "on SQLite the charging routes are served by `obol run` under /api/v1/charging")
