@@ -1,22 +1,24 @@
-"""The lean path of real-time charging: the four charging routes as a bare ASGI app on a
-PostgreSQL connection pool, for the switch-facing hot path (`obol charging serve`).
+"""The lean path of real-time charging: the four charging routes as a bare ASGI app on a PostgreSQL
+connection pool, for the switch-facing hot path (`obol charging serve`).
 
-Why it exists: through Django's request cycle and the ORM a charging operation costs ~4 ms of
-Python and half a dozen round trips; here it costs two round trips (psycopg pipeline mode: the
-reads, including the account's row lock, in one; the writes and COMMIT in the other) and little
-Python. What it does not duplicate: the rules. Grants, prices, the pocket order, the funds other
-sessions hold, low balance (`charging.grants`), the place of a call in the tariff
-(`usage.rating.single`), the mapping of a subscriber (`charging.service._map`, mediation's rules),
-answers, codes and fingerprints (`charging.service`) are the same functions the Django routes call.
-Only the reads and writes are SQL here, on the same tables: a session opened here can be updated
-through the Django routes and the other way round, and the sweeper and the late terminate of an
-expired session (rare) are delegated to `charging.service` itself.
+Why it exists: through Django's request cycle and the ORM a charging operation costs ~25 ms of CPU
+and a dozen queries; here each operation is two messages to PostgreSQL (BEGIN, the account's row
+lock and one statement reading the rest; then one statement of data-modifying CTEs with COMMIT),
+on autocommit connections with client-side binding. What it does not duplicate: the rules.
+Grants, prices, the pocket order, the funds other sessions hold, low balance (`charging.grants`),
+the place of a call in the tariff (`usage.rating.single`), the mapping of a subscriber
+(`charging.service.map_all` / `_map`, mediation's rules), the update decision, answers, codes and
+fingerprints (`charging.service`) are the functions the Django routes call. Only the reads and
+writes are SQL here, on the same tables: a session opened here can be ended through the Django
+routes and the other way round; the sweeper and the late terminate of an expired session (rare)
+are delegated to `charging.service` itself.
 
 Cached per process, and why it is safe: API keys (revocation is seen within KEY_TTL_S), the tenant's
-time zone, rounding and charging settings (SETTINGS_TTL_S), a subscriber's mapping to subscription,
-account, service and rate table (MAPPING_TTL_S; the subscription's status is read in the
-transaction, so a suspension is refused at once), and the tariff catalog (`service._catalog`
-checks the tariff revision at most every CATALOG_TTL_S).
+time zone, rounding and charging settings (SETTINGS_TTL_S), what every subscriber maps to
+(a snapshot per tenant, MAPPING_TTL_S; the subscription's status is read in each transaction, so a
+suspension is refused at once; an identifier past its validity end, a new one, a refusal or a
+request for another time is mapped one by one), the tariff catalog (`service._catalog` checks the
+tariff revision at most every CATALOG_TTL_S).
 
 PostgreSQL only (`OBOL_DATABASE_URL`); on SQLite the Django routes serve charging.
 """
@@ -42,7 +44,6 @@ import django
 django.setup()
 
 from django.db import connections
-from psycopg import AsyncClientCursor
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
@@ -186,8 +187,7 @@ def _conninfo() -> str:
 
 async def open_pool(conninfo: str | None = None) -> None:
     global _pool
-    _pool = AsyncConnectionPool(conninfo or _conninfo(), min_size=2, max_size=POOL_SIZE, open=False,
-                                kwargs={"autocommit": True, "cursor_factory": AsyncClientCursor})
+    _pool = AsyncConnectionPool(conninfo or _conninfo(), min_size=2, max_size=POOL_SIZE, open=False)
     await _pool.open()
 
 
@@ -401,27 +401,29 @@ def _replay(found, fingerprint: str, request_id: str) -> service.Answer | None:
 
 
 async def _locked(conn, lock: str, state: str, params: dict):
-    """(account row, state row): BEGIN, the lock and the read in one round trip."""
-    cursor = await conn.execute(f"BEGIN; {lock}; {state}", params)
-    rows = []
-    while True:
-        if cursor.description is not None:
-            rows.append(await cursor.fetchone())
-        if not cursor.nextset():
-            return rows[0], rows[1]
+    """(account row, state row): the lock and the read in one round trip (pipeline)."""
+    account = await conn.execute(lock, params)
+    found = await conn.execute(state, params)
+    return await account.fetchone(), await found.fetchone()
+
+
+async def _write(conn, statement: str, params) -> None:
+    """One statement and COMMIT in one round trip (pipeline)."""
+    await conn.execute(statement, params)
+    await conn.commit()
 
 
 @asynccontextmanager
 async def _connection():
-    """A pooled connection in autocommit mode with client-side binding: the transaction is spelled
-    out (BEGIN with the reads, COMMIT with the writes), so each is one message and one round trip.
-    Whatever happens, the connection goes back with no transaction open."""
+    """A pooled connection in pipeline mode (statements are prepared on each connection after a few
+    uses); whatever happens, it goes back with no transaction open."""
     async with _pool.connection() as conn:
         try:
-            yield conn
+            async with conn.pipeline():
+                yield conn
         finally:
             if conn.info.transaction_status != TransactionStatus.IDLE:
-                await conn.execute("ROLLBACK")
+                await conn.rollback()
 
 
 # --- writes: one statement per operation (data-modifying CTEs), then COMMIT in the same round trip ---
@@ -477,8 +479,7 @@ def _answer_params(tenant: _Tenant, request_id: str, operation: str, fingerprint
 async def _remember(conn, tenant: _Tenant, request_id: str, operation: str, fingerprint: str,
                     answer: service.Answer) -> service.Answer:
     """Keep a refusal as the request's answer (no session changes)."""
-    await conn.execute(f"{_INSERT_REQUEST}; COMMIT",
-                       _answer_params(tenant, request_id, operation, fingerprint, answer))
+    await _write(conn, _INSERT_REQUEST, _answer_params(tenant, request_id, operation, fingerprint, answer))
     return answer
 
 
@@ -490,7 +491,6 @@ async def _answer_alone(tenant: _Tenant, request_id: str, operation: str, finger
         replay = _replay(found, fingerprint, request_id)
         if replay is not None:
             return replay
-        await conn.execute("BEGIN")
         return await _remember(conn, tenant, request_id, operation, fingerprint, answer)
 
 
@@ -584,7 +584,7 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                     currency=account["currency"]))
             until = now + timedelta(seconds=config.grant_validity_s)
             answer = service.Answer("ok", "", session_id=str(key), granted=granted, valid_until=until, used=0)
-            await conn.execute(f"{_NEW_SESSION}; COMMIT", {
+            await _write(conn, _NEW_SESSION, {
                 **params, **_answer_params(tenant, request_id, "start", fingerprint, answer),
                 "identifier": subscriber, "kind": service_kind, "service": mapped.service,
                 "destination": destination, "terms": Jsonb(service.terms_json(found)), "granted": granted,
@@ -617,7 +617,7 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
             pk, _, subscription_id, service_kind, service_code, destination, started, terms_data, so_far, state = \
                 session
             if state != ChargingSession.State.OPEN:
-                await conn.execute("ROLLBACK")
+                await conn.rollback()
                 return None  # finished or expired: the service answers (and commits a late report)
             account, started = _account(account), datetime.fromisoformat(started)
             rows = _rows(pockets)
@@ -645,7 +645,7 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
                                         valid_until=until if granted else None, used=total)
                 write.update(granted=granted, holds=Jsonb(held.holds()), until=until)
                 statement = _REGRANT
-            await conn.execute(f"{statement}; COMMIT", {
+            await _write(conn, statement, {
                 **write, **_answer_params(tenant, request_id, operation, fingerprint, answer)})
             return answer
 
@@ -692,7 +692,7 @@ async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
             booking = await _booking(conn, tenant, actor, account, rows, priced, key=f"charging:event:{request_id}",
                                      subscription_id=mapped.subscription_id, service_code=mapped.service,
                                      found=found, start=when, destination=destination, session_key=None)
-            await conn.execute(f"{_EVENT}; COMMIT", {
+            await _write(conn, _EVENT, {
                 **booking, **_answer_params(tenant, request_id, "event", fingerprint, answer)})
             return answer
 

@@ -46,8 +46,11 @@ class ChargingSession(TenantOwned):
         EXPIRED = "expired", "Expired (swept)"
 
     key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="The session id clients use")
-    account = models.ForeignKey("customers.BillingAccount", on_delete=models.PROTECT, related_name="+")
-    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, related_name="+")
+    # indexed by (account, state) below; each index costs every charging operation a write
+    account = models.ForeignKey("customers.BillingAccount", on_delete=models.PROTECT, related_name="+",
+                                db_index=False)
+    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, related_name="+",
+                                     db_index=False)
     identifier = models.CharField(max_length=100, help_text="The subscriber as the network named it")
     service_kind = models.CharField(max_length=20)
     service = models.CharField(max_length=60, help_text="The catalog's service code")
@@ -80,10 +83,13 @@ class ChargingSession(TenantOwned):
 class ChargingRequest(TenantOwned):
     """Each answered request by its request id: a repeat gets the same answer and changes nothing."""
 
+    # the unique (tenant, request_id) index leads with the tenant: no index of its own
+    tenant = models.ForeignKey("core.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
     request_id = models.CharField(max_length=200)
     operation = models.CharField(max_length=12)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the operation and its parameters")
-    session = models.ForeignKey(ChargingSession, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    session = models.ForeignKey(ChargingSession, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                db_index=False)
     code = models.CharField(max_length=40)
     answer = models.JSONField()
     created_at = models.DateTimeField(default=clock.now, editable=False)
