@@ -71,3 +71,13 @@ def anonymous(db):
 
 # Real local servers (SMTP, HTTP receiver) for the alert tests of every app.
 from tests.support.servers import dead_url, mail_to_smtp, receiver, smtp_server  # noqa: E402,F401
+
+
+@pytest.fixture(autouse=True)
+def _fresh_charging_snapshots():
+    """Real-time charging keeps a per-process snapshot of subscriber mappings keyed by tenant id;
+    a test database reuses ids, so every test starts without one."""
+    from obol.charging import service
+    service._snapshots.clear()
+    yield
+    service._snapshots.clear()

@@ -62,3 +62,15 @@ def test_refusals_have_their_codes_and_statuses(setup, api):
 def test_the_routes_need_a_key_that_may_write(setup, readonly_api):
     answer = readonly_api.post("/charging/events", {"request_id": "r", "subscriber": PREPAID, "service": "sms"})
     assert answer.status_code == 403
+
+
+def test_a_prepaid_call_appears_in_the_accounts_usage_history(setup, api, tenant):
+    with frozen(TUESDAY_10):
+        sid = api.post("/charging/sessions", {"request_id": "h-1", "subscriber": PREPAID, "service": "voice",
+                                              "destination": MOBILE, "requested": 120}).json()["session_id"]
+        api.post(f"/charging/sessions/{sid}/terminate", {"request_id": "h-2", "used": 75})
+    with tenant_context(tenant):
+        from obol.customers.models import BillingAccount
+        account_id = BillingAccount.objects.get(number="A-2").pk
+    history = api.get(f"/accounts/{account_id}/usage").json()["items"]
+    assert [(r["key"], r["quantity"], r["price"]) for r in history] == [(f"charging:{sid}", 75, "0.2")]

@@ -233,3 +233,21 @@ def test_the_lean_paths_snapshot_maps_every_subscriber_as_one_request_would(setu
     assert snapshot[("msisdn", PREPAID, "voice")][0] == one
     assert ("msisdn", PREPAID, "sms") in snapshot and ("msisdn", PREPAID, "mms") not in snapshot  # no mms charge
     assert not [k for k in snapshot if k[1] == "491511111111"]  # suspended: left to the one-by-one mapping
+
+
+def test_a_late_terminate_beyond_the_money_records_the_shortfall(setup, system):
+    ChargingSettings.objects.create(grant_validity_s=60)
+    with frozen(TUESDAY_10):
+        started = charging.start(system, request_id="L1", subscriber=PREPAID, service="voice", destination=MOBILE,
+                                 requested=600)
+        charging.update(system, started.session_id, request_id="L2", used=540, requested=60)  # 9 min: 0.90
+    with frozen(TUESDAY_10 + timedelta(minutes=5)):
+        assert charging.sweep(system) == 1
+        late = charging.terminate(system, started.session_id, request_id="L3", used=120)  # 11 min in all
+    # 0.90 was committed at the sweep; the 2 late minutes cost 0.20, of which only 0.10 is there: the
+    # session is priced 1.10 (as its rated record), 0.10 of it is short
+    assert (late.code, late.used, late.charged) == ("ok", 660, Decimal("1.10"))
+    session = ChargingSession.objects.get(key=started.session_id)
+    assert session.shortfall == Decimal("0.10") and money() == 0
+    assert RatedRecord.objects.get(record_key=f"charging:{session.key}").uncovered
+    assert balances.verify() == []

@@ -15,7 +15,7 @@ are delegated to `charging.service` itself.
 
 Cached per process, and why it is safe: API keys (revocation is seen within KEY_TTL_S), the tenant's
 time zone, rounding and charging settings (SETTINGS_TTL_S), what every subscriber maps to
-(a snapshot per tenant, MAPPING_TTL_S; the subscription's status is read in each transaction, so a
+(a snapshot per tenant, service.SNAPSHOT_TTL_S; the subscription's status is read in each transaction, so a
 suspension is refused at once; an identifier past its validity end, a new one, a refusal or a
 request for another time is mapped one by one), the tariff catalog (`service._catalog` checks the
 tariff revision at most every CATALOG_TTL_S).
@@ -67,7 +67,6 @@ from obol.usage.rating.single import Terms, terms
 
 KEY_TTL_S = 30
 SETTINGS_TTL_S = 10
-MAPPING_TTL_S = 60
 CATALOG_TTL_S = 30
 POOL_SIZE = int(os.environ.get("OBOL_CHARGING_POOL", "8"))
 
@@ -198,7 +197,7 @@ async def close_pool() -> None:
         _pool = None
     for cache in (_keys, _tenants, _catalogs):
         cache.items.clear()
-    _snapshots.clear()
+    service._snapshots.clear()
     await _orm(connections.close_all)
 
 
@@ -298,36 +297,16 @@ async def _priced_by(tenant: _Tenant, subscriber: str, kind: str, service_kind: 
     return mapped, found
 
 
-class _Snapshot:
-    """A tenant's `service.map_all` at one moment (refreshed every MAPPING_TTL_S, one vectorised
-    mediation for every subscriber instead of one per subscriber)."""
-
-    def __init__(self):
-        self.taken, self.mappings, self.lock = 0.0, {}, asyncio.Lock()
-
-
-_snapshots: dict[int, _Snapshot] = {}
-
-
 async def _mapped(tenant: _Tenant, subscriber: str, kind: str, service_kind: str, when: datetime):
-    """The subscriber's mapping now from the tenant's snapshot while the identifier is still valid;
-    else (a time in the past, a new or ended identifier, a refusal) by `service._map` for this one
-    request, so that a fixed cause counts at once."""
-    snapshot = _snapshots.setdefault(tenant.tenant.pk, _Snapshot())
-    if time.monotonic() - snapshot.taken > MAPPING_TTL_S:
-        async with snapshot.lock:
-            if time.monotonic() - snapshot.taken > MAPPING_TTL_S:
-                snapshot.mappings = await _orm(_in_tenant, tenant, service.map_all, clock.now())
-                snapshot.taken = time.monotonic()
-    try:
-        value = service.normalised(kind, subscriber)
-    except ObolError:
-        value = None
-    found = snapshot.mappings.get((kind, value, service_kind)) if value else None
-    now = clock.now()
-    if found is not None and abs((when - now).total_seconds()) < MAPPING_TTL_S and (found[1] is None
-                                                                                    or when < found[1]):
-        return found[0]
+    """`service.mapped_now` without the ORM on the event loop: the snapshot is taken again (ORM
+    thread) when stale, and a subscriber it cannot answer for is mapped by `service._map` there."""
+    with tenancy.tenant_context(tenant.tenant):
+        fresh = service.snapshot_fresh()
+    if not fresh:
+        await _orm(_in_tenant, tenant, service.refresh_snapshot)
+    found = service.from_snapshot(tenant.tenant.pk, subscriber, kind, service_kind, when)
+    if found is not None:
+        return found
     return await _orm(_in_tenant, tenant, service._map, subscriber, kind, service_kind, when)
 
 
@@ -494,6 +473,37 @@ async def _answer_alone(tenant: _Tenant, request_id: str, operation: str, finger
         return await _remember(conn, tenant, request_id, operation, fingerprint, answer)
 
 
+class _Queue:
+    """Requests of one account wait here, in the process, rather than at the account's row lock:
+    PostgreSQL then sees one of them per process at a time, and the lock is held for less (a hot
+    account's requests no longer crowd the event loop between the read and the write)."""
+
+    def __init__(self):
+        self.locks: dict[int, asyncio.Lock] = {}
+        self.accounts: dict[uuid.UUID, int] = {}  # session -> account, for the sessions opened here
+
+    @asynccontextmanager
+    async def turn(self, account_id: int | None):
+        if account_id is None:
+            yield
+            return
+        lock = self.locks.setdefault(account_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not getattr(lock, "_waiters", None):
+                self.locks.pop(account_id, None)
+
+    def opened(self, key: uuid.UUID, account_id: int) -> None:
+        if len(self.accounts) > 100_000:  # abandoned sessions: forget them all, the lock still holds
+            self.accounts.clear()
+        self.accounts[key] = account_id
+
+
+_queue = _Queue()
+
+
 async def _once(tenant: _Tenant, request_id: str, fingerprint: str, work):
     """`work()` in one transaction; a request id taken meanwhile by a concurrent request (another
     account: the same account waits for the lock) gets that request's answer, or the refusal."""
@@ -584,6 +594,7 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                     currency=account["currency"]))
             until = now + timedelta(seconds=config.grant_validity_s)
             answer = service.Answer("ok", "", session_id=str(key), granted=granted, valid_until=until, used=0)
+            _queue.opened(key, mapped.account_id)
             await _write(conn, _NEW_SESSION, {
                 **params, **_answer_params(tenant, request_id, "start", fingerprint, answer),
                 "identifier": subscriber, "kind": service_kind, "service": mapped.service,
@@ -591,7 +602,8 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                 "holds": Jsonb(held.holds()), "until": until})
             return answer
 
-    return await _once(tenant, request_id, fingerprint, work)
+    async with _queue.turn(mapped.account_id):
+        return await _once(tenant, request_id, fingerprint, work)
 
 
 async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation: str, data: dict) -> service.Answer:
@@ -649,7 +661,10 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
                 **write, **_answer_params(tenant, request_id, operation, fingerprint, answer)})
             return answer
 
-    answer = await _once(tenant, request_id, fingerprint, work)
+    async with _queue.turn(_queue.accounts.get(key)):
+        answer = await _once(tenant, request_id, fingerprint, work)
+    if operation == "terminate":
+        _queue.accounts.pop(key, None)
     if answer is None:
         call = service.update if operation == "update" else service.terminate
         return await _orm(_in_tenant, tenant, call, actor, session_id, request_id=request_id, **params)
@@ -696,4 +711,5 @@ async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                 **booking, **_answer_params(tenant, request_id, "event", fingerprint, answer)})
             return answer
 
-    return await _once(tenant, request_id, fingerprint, work)
+    async with _queue.turn(mapped.account_id):
+        return await _once(tenant, request_id, fingerprint, work)
