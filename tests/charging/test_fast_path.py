@@ -150,3 +150,29 @@ def test_64_concurrent_sessions_on_one_pocket_on_the_lean_path(lean, tenant, sys
     assert sorted(code for code, _ in results).count("ok") == 10 and committed == Decimal("10.00")
     with tenant_context(tenant):
         assert balances.verify() == []
+
+
+def test_the_lean_path_refuses_what_the_service_refuses(lean, tenant, system):
+    async def call(client):
+        await client.post("/api/v1/charging/sessions", json={
+            "request_id": "R", "subscriber": PREPAID, "service": "voice", "destination": MOBILE, "requested": 60})
+        reused_bad = await client.post("/api/v1/charging/sessions/not-a-uuid/terminate",
+                                       json={"request_id": "R", "used": 1})
+        reused_unknown = await client.post(
+            "/api/v1/charging/sessions/0b7c1f7e-0000-4000-8000-000000000000/terminate",
+            json={"request_id": "R", "used": 1})
+        long_destination = await client.post("/api/v1/charging/sessions", json={
+            "request_id": "L", "subscriber": PREPAID, "service": "voice", "destination": MOBILE + "0" * 40,
+            "requested": 60})
+        long_id = await client.post("/api/v1/charging/events", json={
+            "request_id": "e" * 195, "subscriber": PREPAID, "service": "sms", "destination": MOBILE})
+        duplicates = await asyncio.gather(*[client.post("/api/v1/charging/sessions", json={
+            "request_id": "dup", "subscriber": "491999999999", "service": "voice", "destination": MOBILE,
+            "requested": 60}) for _ in range(8)])
+        return reused_bad, reused_unknown, long_destination, long_id, duplicates
+
+    reused_bad, reused_unknown, long_destination, long_id, duplicates = lean(call)
+    assert [r.json()["error"]["code"] for r in (reused_bad, reused_unknown)] == ["request_id_reused"] * 2
+    assert long_destination.status_code == 422 and long_destination.json()["error"]["field"] == "destination"
+    assert (long_id.status_code, long_id.json()["charged"]) == (200, "0.09")
+    assert {(d.status_code, d.json()["code"]) for d in duplicates} == {(404, "unknown_subscriber")}

@@ -14,9 +14,10 @@ from obol.catalog.models import PricePlan
 from obol.charging import service as charging
 from obol.charging.models import ChargingRequest, ChargingSession, ChargingSettings, LowBalanceEvent
 from obol.core.clock import frozen
-from obol.core.errors import Conflict
+from obol.core.errors import Conflict, ValidationFailed
 from obol.core.money import Amount
 from obol.subscriptions import services as subscriptions
+from obol.subscriptions.models import UsageIdentifier
 from obol.usage.models import RatedRecord
 from tests.factories import make_account
 from tests.usage.test_import_pipeline import prepare
@@ -251,3 +252,53 @@ def test_a_late_terminate_beyond_the_money_records_the_shortfall(setup, system):
     assert session.shortfall == Decimal("0.10") and money() == 0
     assert RatedRecord.objects.get(record_key=f"charging:{session.key}").uncovered
     assert balances.verify() == []
+
+
+def test_a_late_terminate_of_a_session_swept_with_nothing_reported_keeps_its_rated_record(setup, system):
+    ChargingSettings.objects.create(grant_validity_s=60)
+    with frozen(TUESDAY_10):
+        s = charging.start(system, request_id="1", subscriber=PREPAID, service="voice", destination=MOBILE,
+                           requested=300)
+    with frozen(TUESDAY_10 + timedelta(minutes=5)):
+        assert charging.sweep(system) == 1
+        late = charging.terminate(system, s.session_id, request_id="2", used=61)
+    assert (late.code, late.used, late.charged) == ("ok", 61, Decimal("0.20"))  # 61 s: two minutes
+    assert money() == Decimal("0.80")
+    record = RatedRecord.objects.get(record_key=f"charging:{s.session_id}")
+    assert (record.quantity, record.charged, record.billed, record.price_micros) == (61, 61, 120, 200_000)
+    assert balances.verify() == []
+
+
+def test_a_late_terminate_updates_the_billed_quantity_too(setup, system):
+    ChargingSettings.objects.create(grant_validity_s=60)
+    with frozen(TUESDAY_10):
+        s = charging.start(system, request_id="1", subscriber=PREPAID, service="voice", destination=MOBILE,
+                           requested=60)
+        charging.update(system, s.session_id, request_id="2", used=60, requested=60)
+    with frozen(TUESDAY_10 + timedelta(minutes=5)):
+        charging.sweep(system)
+        charging.terminate(system, s.session_id, request_id="3", used=30)
+    record = RatedRecord.objects.get(record_key=f"charging:{s.session_id}")
+    assert (record.quantity, record.charged, record.billed, record.price_micros) == (90, 90, 120, 200_000)
+
+
+def test_a_number_moved_after_the_snapshot_is_charged_to_its_new_holder(setup, system, clerk):
+    with frozen(TUESDAY_10):
+        charging.start(system, request_id="a", subscriber=PREPAID, service="voice", destination=MOBILE,
+                       requested=60)  # the snapshot now holds the number
+        identifier = UsageIdentifier.objects.get(value=PREPAID)
+        subscriptions.end_identifier(clerk, identifier, TUESDAY_10 - timedelta(minutes=1), reason="ported")
+        moved = charging.start(system, request_id="b", subscriber=PREPAID, service="voice", destination=MOBILE,
+                               requested=60)
+    assert moved.code == "unknown_subscriber"
+
+
+def test_texts_longer_than_their_columns_are_refused_and_long_request_ids_still_work(setup, system):
+    with frozen(TUESDAY_10):
+        with pytest.raises(ValidationFailed) as refused:
+            charging.start(system, request_id="d", subscriber=PREPAID, service="voice", destination="4" * 41,
+                           requested=60)
+        sms = charging.charge_event(system, request_id="e" * 195, subscriber=PREPAID, service="sms",
+                                    destination=MOBILE)
+    assert refused.value.field == "destination"
+    assert sms.code == "ok" and money() == Decimal("0.91")

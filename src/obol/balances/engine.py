@@ -99,8 +99,9 @@ class SpendPlan:
     details: dict = field(default_factory=dict)
 
 
-def take_in_order(pockets, request, needed: Decimal, takes: list[Take]) -> Decimal:
-    for pocket in sorted(pockets, key=PocketState.order_key):
+def take_in_order(pockets, request, needed: Decimal, takes: list[Take], key=None) -> Decimal:
+    """Take `needed` from the pockets that apply, in `key` order (default `PocketState.order_key`)."""
+    for pocket in sorted(pockets, key=key or PocketState.order_key):
         if needed <= 0:
             break
         if pocket.balance <= 0 or not pocket.applies_to(request):

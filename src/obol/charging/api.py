@@ -36,10 +36,10 @@ ANSWERS = {status: ChargingAnswer for status in set(service.CODES.values()) | {2
 
 class StartIn(Schema):
     request_id: str = Field(..., max_length=200, description="Unique per request: a repeat gets the first answer")
-    subscriber: str = Field(..., description="The usage identifier, e.g. an MSISDN")
+    subscriber: str = Field(..., max_length=100, description="The usage identifier, e.g. an MSISDN")
     identifier_kind: str = "msisdn"
     service: str = Field(..., description="voice, sms, mms, data or event")
-    destination: str = ""
+    destination: str = Field("", max_length=40)
     requested: int = Field(..., ge=0, description="Units asked for (seconds, bytes, events)")
     at: datetime | None = Field(None, description="When the usage starts (default now)")
 
@@ -57,10 +57,10 @@ class TerminateIn(Schema):
 
 class EventIn(Schema):
     request_id: str = Field(..., max_length=200)
-    subscriber: str
+    subscriber: str = Field(..., max_length=100)
     identifier_kind: str = "msisdn"
     service: str
-    destination: str = ""
+    destination: str = Field("", max_length=40)
     quantity: int = Field(1, ge=1)
     at: datetime | None = None
 

@@ -61,7 +61,7 @@ from obol.core.errors import ObolError
 from obol.core.models import Tenant
 from obol.core.roles import role_may_write
 from obol.customers.models import BillingAccount
-from obol.subscriptions.models import Status, Subscription
+from obol.subscriptions.models import Status, Subscription, UsageIdentifier
 from obol.usage.models import RatedRecord
 from obol.usage.rating.single import Terms, terms
 
@@ -78,6 +78,7 @@ T_REQUEST = ChargingRequest._meta.db_table
 T_RATED = RatedRecord._meta.db_table
 T_SUBSCRIPTION = Subscription._meta.db_table
 T_LOW = LowBalanceEvent._meta.db_table
+T_IDENTIFIER = UsageIdentifier._meta.db_table
 
 
 class Refused(Exception):
@@ -329,7 +330,11 @@ _STATE = (
     f"(SELECT {_POCKET_JSON} FROM {T_POCKET} WHERE account_id = %(account)s "
     "        AND (source = 'postpaid' OR balance <> 0) AND (valid_until IS NULL OR valid_until > %(at)s)), "
     f"(SELECT json_agg(holds) FROM {T_SESSION} WHERE account_id = %(account)s AND state = 'open' "
-    "        AND expires_at > %(now)s AND key <> %(key)s)")
+    "        AND expires_at > %(now)s AND key <> %(key)s), "
+    # the snapshot's mapping still holds: the identifier is the subscription's at that moment
+    f"EXISTS (SELECT 1 FROM {T_IDENTIFIER} WHERE tenant_id = %(tenant)s AND kind = %(identifier_kind)s "
+    "        AND value = %(identifier_value)s AND subscription_id = %(subscription)s AND valid_from <= %(at)s "
+    "        AND (valid_to IS NULL OR valid_to > %(at)s))")
 # the same for an operation on a session, which also reads the session
 _SESSION_STATE = (
     f"WITH s AS (SELECT id, account_id, subscription_id, service_kind, service, destination, started_at, terms, used, "
@@ -502,6 +507,7 @@ class _Queue:
 
 
 _queue = _Queue()
+_REMAP = object()  # the snapshot's mapping no longer holds: charging.service answers
 
 
 async def _once(tenant: _Tenant, request_id: str, fingerprint: str, work):
@@ -558,28 +564,34 @@ async def _booking(conn, tenant: _Tenant, actor: Actor, account: dict, rows: lis
 # --- the operations ----------------------------------------------------------------------------------
 
 async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
-    request_id, subscriber = _text(data, "request_id"), _text(data, "subscriber", limit=100)
+    request_id = _text(data, "request_id")
+    subscriber = _text(data, "subscriber", limit=service.LIMITS["subscriber"])
     kind, service_kind = _text(data, "identifier_kind", "msisdn"), _text(data, "service")
-    destination, requested, at = _text(data, "destination", ""), _units(data, "requested"), _moment(data)
+    destination = _text(data, "destination", "", limit=service.LIMITS["destination"])
+    requested, at = _units(data, "requested"), _moment(data)
     fingerprint = service.fingerprint("start", subscriber=subscriber, service=service_kind, requested=requested,
                                       destination=destination, identifier_kind=kind, at=at)
     when = service.local_moment(at, tenant.tenant.timezone) or clock.now()
     priced_by = await _priced_by(tenant, subscriber, kind, service_kind, destination, when)
     if isinstance(priced_by, service.Answer):
-        return await _answer_alone(tenant, request_id, "start", fingerprint, priced_by)
+        return await _once(tenant, request_id, fingerprint,
+                           lambda: _answer_alone(tenant, request_id, "start", fingerprint, priced_by))
     mapped, found = priced_by
-    config = tenant.settings
+    value, config = service.normalised(kind, subscriber), tenant.settings
 
     async def work():
         key, now = uuid.uuid4(), clock.now()
         params = {"tenant": tenant.tenant.pk, "account": mapped.account_id, "request": request_id,
-                  "subscription": mapped.subscription_id, "at": when, "now": now, "key": key}
+                  "subscription": mapped.subscription_id, "at": when, "now": now, "key": key,
+                  "identifier_kind": kind, "identifier_value": value}
         async with _connection() as conn:
-            account, (earlier, status, pockets, holds) = await _locked(conn, _LOCK, _STATE, params)
+            account, (earlier, status, pockets, holds, held) = await _locked(conn, _LOCK, _STATE, params)
             account = _account(account)
             replay = _replay(earlier, fingerprint, request_id)
             if replay is not None:
                 return replay
+            if not held:  # the identifier moved or ended since the snapshot: map it afresh
+                return _REMAP
             if status != Status.ACTIVE:
                 return await _remember(conn, tenant, request_id, "start", fingerprint, service.status_refusal(status))
             if account["status"] == BillingAccount.Status.CLOSED:
@@ -603,7 +615,12 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
             return answer
 
     async with _queue.turn(mapped.account_id):
-        return await _once(tenant, request_id, fingerprint, work)
+        answer = await _once(tenant, request_id, fingerprint, work)
+    if answer is _REMAP:  # the service maps the subscriber afresh and answers
+        return await _orm(_in_tenant, tenant, service.start, actor, request_id=request_id, subscriber=subscriber,
+                          service=service_kind, requested=requested, destination=destination,
+                          identifier_kind=kind, at=at)
+    return answer
 
 
 async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation: str, data: dict) -> service.Answer:
@@ -612,8 +629,11 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
     params = {"used": used, "requested": requested} if operation == "update" else {"used": used}
     fingerprint = service.fingerprint(operation, session=session_id, **params)
     key = service.session_key(session_id)
-    if key is None:
-        return service.Answer("unknown_session", f"no charging session {session_id}")
+    if key is None:  # as the service: a request id answered before wins over the unknown session
+        async with _connection() as conn:
+            found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
+        return _replay(found, fingerprint, request_id) or service.Answer(
+            "unknown_session", f"no charging session {session_id}")
 
     async def work():
         now = clock.now()
@@ -621,11 +641,11 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
         async with _connection() as conn:
             account, (session, earlier, status, pockets, holds) = await _locked(
                 conn, _LOCK_BY_SESSION, _SESSION_STATE, query)
-            if session is None:  # answered, nothing kept: no side effects
-                return service.Answer("unknown_session", f"no charging session {session_id}")
             replay = _replay(earlier, fingerprint, request_id)
             if replay is not None:
                 return replay
+            if session is None:  # answered, nothing kept: no side effects
+                return service.Answer("unknown_session", f"no charging session {session_id}")
             pk, _, subscription_id, service_kind, service_code, destination, started, terms_data, so_far, state = \
                 session
             if state != ChargingSession.State.OPEN:
@@ -672,26 +692,33 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
 
 
 async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
-    request_id, subscriber = _text(data, "request_id"), _text(data, "subscriber", limit=100)
+    request_id = _text(data, "request_id")
+    subscriber = _text(data, "subscriber", limit=service.LIMITS["subscriber"])
     kind, service_kind = _text(data, "identifier_kind", "msisdn"), _text(data, "service")
-    destination, quantity, at = _text(data, "destination", ""), _units(data, "quantity", 1, 1), _moment(data)
+    destination = _text(data, "destination", "", limit=service.LIMITS["destination"])
+    quantity, at = _units(data, "quantity", 1, 1), _moment(data)
     fingerprint = service.fingerprint("event", subscriber=subscriber, service=service_kind, quantity=quantity,
                                       destination=destination, identifier_kind=kind, at=at)
     when = service.local_moment(at, tenant.tenant.timezone) or clock.now()
     priced_by = await _priced_by(tenant, subscriber, kind, service_kind, destination, when)
     if isinstance(priced_by, service.Answer):
-        return await _answer_alone(tenant, request_id, "event", fingerprint, priced_by)
+        return await _once(tenant, request_id, fingerprint,
+                           lambda: _answer_alone(tenant, request_id, "event", fingerprint, priced_by))
     mapped, found = priced_by
+    value = service.normalised(kind, subscriber)
 
     async def work():
         params = {"tenant": tenant.tenant.pk, "account": mapped.account_id, "request": request_id,
-                  "subscription": mapped.subscription_id, "at": when, "now": clock.now(), "key": uuid.uuid4()}
+                  "subscription": mapped.subscription_id, "at": when, "now": clock.now(), "key": uuid.uuid4(),
+                  "identifier_kind": kind, "identifier_value": value}
         async with _connection() as conn:
-            account, (earlier, status, pockets, holds) = await _locked(conn, _LOCK, _STATE, params)
+            account, (earlier, status, pockets, holds, held) = await _locked(conn, _LOCK, _STATE, params)
             account = _account(account)
             replay = _replay(earlier, fingerprint, request_id)
             if replay is not None:
                 return replay
+            if not held:  # the identifier moved or ended since the snapshot: map it afresh
+                return _REMAP
             if status != Status.ACTIVE:
                 return await _remember(conn, tenant, request_id, "event", fingerprint, service.status_refusal(status))
             rows = _rows(pockets)
@@ -704,7 +731,7 @@ async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
             answer = service.Answer("ok", f"{quantity} {service_kind} charged", granted=quantity, used=quantity,
                                     charged=priced.price, currency=found.currency,
                                     details={"included": priced.included})
-            booking = await _booking(conn, tenant, actor, account, rows, priced, key=f"charging:event:{request_id}",
+            booking = await _booking(conn, tenant, actor, account, rows, priced, key=service.event_key(request_id),
                                      subscription_id=mapped.subscription_id, service_code=mapped.service,
                                      found=found, start=when, destination=destination, session_key=None)
             await _write(conn, _EVENT, {
@@ -712,4 +739,9 @@ async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
             return answer
 
     async with _queue.turn(mapped.account_id):
-        return await _once(tenant, request_id, fingerprint, work)
+        answer = await _once(tenant, request_id, fingerprint, work)
+    if answer is _REMAP:
+        return await _orm(_in_tenant, tenant, service.charge_event, actor, request_id=request_id,
+                          subscriber=subscriber, service=service_kind, quantity=quantity, destination=destination,
+                          identifier_kind=kind, at=at)
+    return answer

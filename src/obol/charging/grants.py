@@ -116,12 +116,21 @@ def funds(account: AccountState, pockets: list[PocketRow], held_by_others: dict[
     return Funds(account, tuple(units), tuple(money), owed)
 
 
+def allowance_order(pocket: PocketState):
+    """Batch rating's order of allowance pockets (`usage.rating.allowances`): pockets restricted to
+    destination groups first, then lower priority, earliest end (none last), id. (Allowance pockets
+    always name services, so the pocket core's "restricted" would not tell them apart.)"""
+    until = pocket.valid_until.timestamp() if pocket.valid_until else float("inf")
+    return (0 if pocket.destination_groups else 1, pocket.priority, until, pocket.id)
+
+
 def cost(terms: Terms, quantity: int, funds: Funds, *, at: datetime, service: str, rule: str,
          strict: bool = True) -> Cost:
     request = SpendRequest(quantity=Decimal(quantity), unit="", at=at, service=service,
                            destination_group=terms.destination_group)
     takes: list[Take] = []
-    charged = int(take_in_order(funds.units, request, Decimal(quantity), takes)) if quantity > 0 else 0
+    charged = int(take_in_order(funds.units, request, Decimal(quantity), takes, key=allowance_order)) \
+        if quantity > 0 else 0
     billed = billed_one(terms.kind, charged, terms.first_increment_s, terms.next_increment_s, terms.rounding_factor)
     micros = price_one(charged, billed, terms.price_micros, terms.factor, terms.minimum_charge_micros,
                        terms.connection_fee_micros, rule)

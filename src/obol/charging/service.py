@@ -51,7 +51,7 @@ from obol.core.tenancy import current_tenant
 from obol.core.units import get_unit
 from obol.customers.models import BillingAccount
 from obol.subscriptions.identifiers import normalise
-from obol.subscriptions.models import Status, Subscription
+from obol.subscriptions.models import Status, Subscription, UsageIdentifier
 from obol.subscriptions.services import subscription_holding
 from obol.usage.importers.base import IDENTIFIER_KINDS, RECORD_SCHEMA, SERVICES
 from obol.usage.mediation import load_lookups, mediate
@@ -228,10 +228,16 @@ def from_snapshot(tenant_id: int, subscriber: str, kind: str, service_kind: str,
 
 
 def mapped_now(subscriber: str, kind: str, service_kind: str, when: datetime) -> _Mapped | Answer:
+    """From the snapshot while the identifier is still the subscription's (one indexed query), else
+    by `_map`."""
     if not snapshot_fresh():
         refresh_snapshot()
-    return from_snapshot(current_tenant().pk, subscriber, kind, service_kind, when) or _map(
-        subscriber, kind, service_kind, when)
+    found = from_snapshot(current_tenant().pk, subscriber, kind, service_kind, when)
+    if found is not None and UsageIdentifier.objects.filter(
+            kind=kind, value=normalised(kind, subscriber), subscription_id=found.subscription_id,
+            valid_from__lte=when).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=when)).exists():
+        return found
+    return _map(subscriber, kind, service_kind, when)
 
 
 def _inactive(mapped: _Mapped) -> Answer | None:
@@ -341,6 +347,7 @@ def start(actor: Actor, *, request_id: str, subscriber: str, service: str, reque
     bytes or events) and hold what they cost."""
     actor.require_write()
     _check_units("requested", requested)
+    check_texts(subscriber=subscriber, destination=destination)
     params = {"subscriber": subscriber, "service": service, "requested": requested, "destination": destination,
               "identifier_kind": identifier_kind, "at": at}
 
@@ -398,6 +405,7 @@ def charge_event(actor: Actor, *, request_id: str, subscriber: str, service: str
     """A one-shot event (an SMS, a purchase): priced, and debited at once if the funds cover it."""
     actor.require_write()
     _check_units("quantity", quantity, least=1)
+    check_texts(subscriber=subscriber, destination=destination)
     params = {"subscriber": subscriber, "service": service, "quantity": quantity, "destination": destination,
               "identifier_kind": identifier_kind, "at": at}
 
@@ -418,7 +426,7 @@ def charge_event(actor: Actor, *, request_id: str, subscriber: str, service: str
         priced = grants.cost(found, quantity, funds, at=when, service=mapped.service, rule=_rule())
         if priced.shortfall > 0:
             return _remember(request_id, "event", fingerprint, _no_credit(account))
-        key = f"charging:event:{request_id}"
+        key = event_key(request_id)
         _commit(actor, account, priced, pockets, key=key, subscription_id=mapped.subscription_id,
                 service=mapped.service, terms=found, start=when, destination=destination)
         return _remember(request_id, "event", fingerprint, Answer(
@@ -449,6 +457,23 @@ def sweep(actor: Actor, at: datetime | None = None) -> int:
 
 
 # --- inside the operations -------------------------------------------------------------------------
+
+def event_key(request_id: str) -> str:
+    """The record key (and ledger reference) of a one-shot event: within the 200 characters a key
+    may have, however long the request id."""
+    key = f"charging:event:{request_id}"
+    return key if len(key) <= 200 else f"charging:event:h:{hashlib.sha256(request_id.encode()).hexdigest()}"
+
+
+# Text fields end up in columns of these lengths: refused with a clear error, not cut or crashed.
+LIMITS = {"subscriber": 100, "destination": 40}
+
+
+def check_texts(**values) -> None:
+    for name, value in values.items():
+        if len(value or "") > LIMITS[name]:
+            raise ValidationFailed(f"{name}: at most {LIMITS[name]} characters, not {len(value)}", field=name)
+
 
 def _check_units(name: str, value, least: int = 0) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -568,31 +593,42 @@ def _close(actor: Actor, session: ChargingSession, account: BillingAccount, tota
 
 def _commit_late(actor: Actor, session: ChargingSession, account: BillingAccount, total: int) -> None:
     """A terminate after the sweeper committed the session: the units reported beyond those are
-    charged as the difference in price (money only; allowances were settled at the sweep)."""
+    charged as the difference in price (money only; allowances were settled at the sweep), booked at
+    the session's start like its other debits; the session's rated record says the whole of it."""
     found = _session_terms(session)
     charged_before = session.used - session.included
     extra = total - session.used
     if extra > 0:
+        def billed(units):
+            return billed_one(found.kind, units, found.first_increment_s, found.next_increment_s,
+                              found.rounding_factor)
+
         def micros(units):
-            billed = billed_one(found.kind, units, found.first_increment_s, found.next_increment_s,
-                                       found.rounding_factor)
-            return price_one(units, billed, found.price_micros, found.factor, found.minimum_charge_micros,
-                                    found.connection_fee_micros, _rule())
-        delta = micros(charged_before + extra) - micros(charged_before)
+            return price_one(units, billed(units), found.price_micros, found.factor, found.minimum_charge_micros,
+                             found.connection_fee_micros, _rule())
+        charged = charged_before + extra
+        delta = micros(charged) - micros(charged_before)
         money_terms = Terms(**{**session.terms, "kind": "event", "price_micros": delta, "factor": 1,
                                "minimum_charge_micros": 0, "connection_fee_micros": 0})
-        funds, pockets = _funds(account, session.subscription_id, session.service, session.started_at, session)
+        funds, rows = _funds(account, session.subscription_id, session.service, session.started_at, session)
         funds = grants.Funds(funds.account, (), funds.money, funds.owed)
         priced = grants.cost(money_terms, 1 if delta else 0, funds, at=session.started_at, service=session.service,
                              rule=_rule(), strict=False)
-        if delta:
+        if priced.takes:
             book_takes(actor, account, [(t.pocket_id, t.amount) for t in priced.takes],
-                       reference=f"{session.record_key}:late", service=session.service, reason="usage (late report)")
-        RatedRecord.objects.filter(record_key=session.record_key).update(
-            quantity=total, charged=charged_before + extra, price_micros=_micros(session.charged) + delta,
-            uncovered=(session.shortfall + priced.shortfall) > 0)
+                       reference=f"{session.record_key}:late", service=session.service, at=session.started_at,
+                       reason="usage (late report)")
         session.charged = EXACT.add(session.charged, priced.price)
         session.shortfall = EXACT.add(session.shortfall, priced.shortfall)
+        whole = grants.Cost(total, session.included, charged, billed(charged), micros(charged), (), session.shortfall)
+        fields = rated_record(account.pk, account.bill_cycle_day, whole, rows, key=session.record_key,
+                              subscription_id=session.subscription_id, service=session.service, terms=found,
+                              start=session.started_at, destination=session.destination,
+                              tz=current_tenant().timezone)
+        updated = RatedRecord.objects.filter(record_key=session.record_key).update(
+            **{k: v for k, v in fields.items() if k in ("quantity", "charged", "billed", "price_micros", "uncovered")})
+        if not updated:  # swept with nothing reported: no record yet
+            RatedRecord.objects.create(tenant=current_tenant(), **fields)
     session.used, session.state, session.ended_at = total, ChargingSession.State.TERMINATED, clock.now()
     session.save(update_fields=["used", "state", "charged", "shortfall", "ended_at"])
 
