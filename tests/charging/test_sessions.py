@@ -16,6 +16,7 @@ from obol.charging.models import ChargingRequest, ChargingSession, ChargingSetti
 from obol.core.clock import frozen
 from obol.core.errors import Conflict, ValidationFailed
 from obol.core.money import Amount
+from obol.customers.models import BillingAccount
 from obol.subscriptions import services as subscriptions
 from obol.subscriptions.models import UsageIdentifier
 from obol.usage.models import RatedRecord
@@ -302,3 +303,20 @@ def test_texts_longer_than_their_columns_are_refused_and_long_request_ids_still_
                                     destination=MOBILE)
     assert refused.value.field == "destination"
     assert sms.code == "ok" and money() == Decimal("0.91")
+
+
+def test_a_terminated_subscription_or_a_closed_account_gets_no_more_units(setup, system, clerk):
+    ChargingSettings.objects.create(stop_open_sessions_when_suspended=False)  # concerns suspension only
+    with frozen(TUESDAY_10):
+        opened = charging.start(system, request_id="o", subscriber=PREPAID, service="voice", destination=MOBILE,
+                                requested=60)
+        empty = charging.start(system, request_id="z", subscriber=PREPAID, service="voice", destination=MOBILE,
+                               requested=0)
+        subscriptions.transition(clerk, setup["prepaid"], "terminate", date(2026, 3, 10), reason="ended")
+        stopped = charging.update(system, opened.session_id, request_id="o2", used=60, requested=60)
+        BillingAccount.objects.filter(number="A-1").update(status=BillingAccount.Status.CLOSED)
+        closed = charging.charge_event(system, request_id="sms", subscriber="491511111111", service="sms",
+                                       destination=MOBILE)
+    assert (empty.code, empty.granted) == ("ok", 0)  # a session opened without asking for units
+    assert (stopped.code, stopped.granted) == ("subscription_inactive", 0)
+    assert (closed.code, closed.status) == ("account_closed", 403)

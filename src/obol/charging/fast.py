@@ -600,7 +600,7 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
             funds = _funds(tenant, account, _rows(pockets), holds, mapped.subscription_id, mapped.service)
             granted, held = grants.grant(found, 0, service.capped(requested, service_kind, config), funds, at=when,
                                          service=mapped.service, rule=tenant.tenant.rounding)
-            if granted == 0:
+            if granted == 0 and requested > 0:
                 return await _remember(conn, tenant, request_id, "start", fingerprint, service.Answer(
                     "no_credit", f"the funds of account {account['number']} do not cover one more unit",
                     currency=account["currency"]))
@@ -721,6 +721,9 @@ async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                 return _REMAP
             if status != Status.ACTIVE:
                 return await _remember(conn, tenant, request_id, "event", fingerprint, service.status_refusal(status))
+            if account["status"] == BillingAccount.Status.CLOSED:
+                return await _remember(conn, tenant, request_id, "event", fingerprint,
+                                       service.Answer("account_closed", "the account is closed"))
             rows = _rows(pockets)
             funds = _funds(tenant, account, rows, holds, mapped.subscription_id, mapped.service)
             priced = grants.cost(found, quantity, funds, at=when, service=mapped.service, rule=tenant.tenant.rounding)

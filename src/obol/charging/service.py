@@ -370,7 +370,7 @@ def start(actor: Actor, *, request_id: str, subscriber: str, service: str, reque
         funds, _ = _funds(account, mapped.subscription_id, mapped.service, when)
         granted, held = grants.grant(found, 0, capped(requested, service, config), funds, at=when,
                                      service=mapped.service, rule=_rule())
-        if granted == 0:
+        if granted == 0 and requested > 0:
             return _remember(request_id, "start", fingerprint, _no_credit(account))
         now = clock.now()
         session = ChargingSession.objects.create(
@@ -422,6 +422,8 @@ def charge_event(actor: Actor, *, request_id: str, subscriber: str, service: str
             return again
         if (refused := _inactive(mapped)) is not None:
             return _remember(request_id, "event", fingerprint, refused)
+        if account.status == BillingAccount.Status.CLOSED:
+            return _remember(request_id, "event", fingerprint, Answer("account_closed", "the account is closed"))
         funds, pockets = _funds(account, mapped.subscription_id, mapped.service, when)
         priced = grants.cost(found, quantity, funds, at=when, service=mapped.service, rule=_rule())
         if priced.shortfall > 0:
@@ -545,9 +547,14 @@ def _regrant(session: ChargingSession, account: BillingAccount, used: int, reque
 def regrant(found: Terms, funds: grants.Funds, status: str, total: int, requested: int, *, kind: str, service: str,
             started: datetime, config: ChargingSettings, rule: str) -> tuple[str, str, int, grants.Cost]:
     """An update's decision (both paths): (code, message, units granted, what the session holds).
-    A subscription no longer active gets no more units when the tenant says so; what it used stays held."""
-    if config.stop_open_sessions_when_suspended and status != Status.ACTIVE:
+    No more units for a closed account or a terminated subscription, nor for a suspended one when the
+    tenant says so; what the session used stays held."""
+    stopped = (status == Status.SUSPENDED and config.stop_open_sessions_when_suspended) or status not in (
+        Status.ACTIVE, Status.SUSPENDED)
+    if stopped or funds.account.closed:
         held = grants.cost(found, total, funds, at=started, service=service, rule=rule, strict=False)
+        if funds.account.closed:
+            return "account_closed", "the account is closed: no more units", 0, held
         return status_refusal(status).code, f"the subscription is {status}: no more units", 0, held
     granted, held = grants.grant(found, total, capped(requested, kind, config), funds, at=started, service=service,
                                  rule=rule)
