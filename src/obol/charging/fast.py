@@ -563,6 +563,25 @@ async def _booking(conn, tenant: _Tenant, actor: Actor, account: dict, rows: lis
 
 # --- the operations ----------------------------------------------------------------------------------
 
+async def _opening(conn, tenant: _Tenant, operation: str, request_id: str, fingerprint: str, mapped, params: dict):
+    """As `service._opening`, in one round trip: the lock and the read, then the checks. Returns the
+    answer to give (a replay, a refusal kept), _REMAP, or (account, pocket rows, funds)."""
+    account, (earlier, status, pockets, holds, held) = await _locked(conn, _LOCK, _STATE, params)
+    account = _account(account)
+    replay = _replay(earlier, fingerprint, request_id)
+    if replay is not None:
+        return replay
+    if not held:  # the identifier moved or ended since the snapshot: map it afresh
+        return _REMAP
+    if status != Status.ACTIVE:
+        return await _remember(conn, tenant, request_id, operation, fingerprint, service.status_refusal(status))
+    if account["status"] == BillingAccount.Status.CLOSED:
+        return await _remember(conn, tenant, request_id, operation, fingerprint,
+                               service.Answer("account_closed", "the account is closed"))
+    rows = _rows(pockets)
+    return account, rows, _funds(tenant, account, rows, holds, mapped.subscription_id, mapped.service)
+
+
 async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
     request_id = _text(data, "request_id")
     subscriber = _text(data, "subscriber", limit=service.LIMITS["subscriber"])
@@ -585,19 +604,10 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                   "subscription": mapped.subscription_id, "at": when, "now": now, "key": key,
                   "identifier_kind": kind, "identifier_value": value}
         async with _connection() as conn:
-            account, (earlier, status, pockets, holds, held) = await _locked(conn, _LOCK, _STATE, params)
-            account = _account(account)
-            replay = _replay(earlier, fingerprint, request_id)
-            if replay is not None:
-                return replay
-            if not held:  # the identifier moved or ended since the snapshot: map it afresh
-                return _REMAP
-            if status != Status.ACTIVE:
-                return await _remember(conn, tenant, request_id, "start", fingerprint, service.status_refusal(status))
-            if account["status"] == BillingAccount.Status.CLOSED:
-                return await _remember(conn, tenant, request_id, "start", fingerprint,
-                                       service.Answer("account_closed", "the account is closed"))
-            funds = _funds(tenant, account, _rows(pockets), holds, mapped.subscription_id, mapped.service)
+            opened = await _opening(conn, tenant, "start", request_id, fingerprint, mapped, params)
+            if not isinstance(opened, tuple):
+                return opened
+            account, _, funds = opened
             granted, held = grants.grant(found, 0, service.capped(requested, service_kind, config), funds, at=when,
                                          service=mapped.service, rule=tenant.tenant.rounding)
             if granted == 0 and requested > 0:
@@ -712,20 +722,10 @@ async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
                   "subscription": mapped.subscription_id, "at": when, "now": clock.now(), "key": uuid.uuid4(),
                   "identifier_kind": kind, "identifier_value": value}
         async with _connection() as conn:
-            account, (earlier, status, pockets, holds, held) = await _locked(conn, _LOCK, _STATE, params)
-            account = _account(account)
-            replay = _replay(earlier, fingerprint, request_id)
-            if replay is not None:
-                return replay
-            if not held:  # the identifier moved or ended since the snapshot: map it afresh
-                return _REMAP
-            if status != Status.ACTIVE:
-                return await _remember(conn, tenant, request_id, "event", fingerprint, service.status_refusal(status))
-            if account["status"] == BillingAccount.Status.CLOSED:
-                return await _remember(conn, tenant, request_id, "event", fingerprint,
-                                       service.Answer("account_closed", "the account is closed"))
-            rows = _rows(pockets)
-            funds = _funds(tenant, account, rows, holds, mapped.subscription_id, mapped.service)
+            opened = await _opening(conn, tenant, "event", request_id, fingerprint, mapped, params)
+            if not isinstance(opened, tuple):
+                return opened
+            account, rows, funds = opened
             priced = grants.cost(found, quantity, funds, at=when, service=mapped.service, rule=tenant.tenant.rounding)
             if priced.shortfall > 0:
                 return await _remember(conn, tenant, request_id, "event", fingerprint, service.Answer(

@@ -341,6 +341,26 @@ def _rule() -> str:
 
 # --- the operations ----------------------------------------------------------------------------------
 
+def _opening(operation: str, request_id: str, fingerprint: str, subscriber: str, kind: str, service_kind: str,
+             destination: str, when: datetime) -> tuple[_Mapped, Terms, BillingAccount] | Answer:
+    """What a start and an event do first: map the subscriber, find the rate, take the account's
+    lock and check what may have changed meanwhile; the refusal (kept as the answer) or what to go on with."""
+    mapped = mapped_now(subscriber, kind, service_kind, when)
+    if isinstance(mapped, Answer):
+        return _remember(request_id, operation, fingerprint, mapped)
+    found = _terms(mapped, service_kind, destination, when)
+    if isinstance(found, Answer):
+        return _remember(request_id, operation, fingerprint, found)
+    account = lock_account(BillingAccount(pk=mapped.account_id))
+    if (again := _answered(request_id, fingerprint)) is not None:  # a repeat that waited for the lock
+        return again
+    if (refused := _inactive(mapped)) is not None:
+        return _remember(request_id, operation, fingerprint, refused)
+    if account.status == BillingAccount.Status.CLOSED:
+        return _remember(request_id, operation, fingerprint, Answer("account_closed", "the account is closed"))
+    return mapped, found, account
+
+
 def start(actor: Actor, *, request_id: str, subscriber: str, service: str, requested: int, destination: str = "",
           identifier_kind: str = "msisdn", at: datetime | None = None) -> Answer:
     """Open a session: map the subscriber, find the rate, grant up to `requested` units (seconds,
@@ -353,19 +373,10 @@ def start(actor: Actor, *, request_id: str, subscriber: str, service: str, reque
 
     def work(fingerprint: str) -> Answer:
         when = local_moment(at, current_tenant().timezone) or clock.now()
-        mapped = mapped_now(subscriber, identifier_kind, service, when)
-        if isinstance(mapped, Answer):
-            return _remember(request_id, "start", fingerprint, mapped)
-        found = _terms(mapped, service, destination, when)
-        if isinstance(found, Answer):
-            return _remember(request_id, "start", fingerprint, found)
-        account = lock_account(BillingAccount(pk=mapped.account_id))
-        if (again := _answered(request_id, fingerprint)) is not None:  # a repeat that waited for the lock
-            return again
-        if (refused := _inactive(mapped)) is not None:
-            return _remember(request_id, "start", fingerprint, refused)
-        if account.status == BillingAccount.Status.CLOSED:
-            return _remember(request_id, "start", fingerprint, Answer("account_closed", "the account is closed"))
+        opened = _opening("start", request_id, fingerprint, subscriber, identifier_kind, service, destination, when)
+        if isinstance(opened, Answer):
+            return opened
+        mapped, found, account = opened
         config = settings()
         funds, _ = _funds(account, mapped.subscription_id, mapped.service, when)
         granted, held = grants.grant(found, 0, capped(requested, service, config), funds, at=when,
@@ -411,19 +422,10 @@ def charge_event(actor: Actor, *, request_id: str, subscriber: str, service: str
 
     def work(fingerprint: str) -> Answer:
         when = local_moment(at, current_tenant().timezone) or clock.now()
-        mapped = mapped_now(subscriber, identifier_kind, service, when)
-        if isinstance(mapped, Answer):
-            return _remember(request_id, "event", fingerprint, mapped)
-        found = _terms(mapped, service, destination, when)
-        if isinstance(found, Answer):
-            return _remember(request_id, "event", fingerprint, found)
-        account = lock_account(BillingAccount(pk=mapped.account_id))
-        if (again := _answered(request_id, fingerprint)) is not None:
-            return again
-        if (refused := _inactive(mapped)) is not None:
-            return _remember(request_id, "event", fingerprint, refused)
-        if account.status == BillingAccount.Status.CLOSED:
-            return _remember(request_id, "event", fingerprint, Answer("account_closed", "the account is closed"))
+        opened = _opening("event", request_id, fingerprint, subscriber, identifier_kind, service, destination, when)
+        if isinstance(opened, Answer):
+            return opened
+        mapped, found, account = opened
         funds, pockets = _funds(account, mapped.subscription_id, mapped.service, when)
         priced = grants.cost(found, quantity, funds, at=when, service=mapped.service, rule=_rule())
         if priced.shortfall > 0:
