@@ -74,10 +74,12 @@ from tests.support.servers import dead_url, mail_to_smtp, receiver, smtp_server 
 
 
 @pytest.fixture(autouse=True)
-def _fresh_charging_snapshots():
-    """Real-time charging keeps a per-process snapshot of subscriber mappings keyed by tenant id;
-    a test database reuses ids, so every test starts without one."""
+def _fresh_charging_caches():
+    """Real-time charging keeps per-process snapshots of subscriber mappings and tariff catalogs keyed
+    by tenant id; a test database reuses ids, so every test starts without them."""
     from obol.charging import service
     service._snapshots.clear()
+    service._CATALOGS.clear()
     yield
     service._snapshots.clear()
+    service._CATALOGS.clear()

@@ -4,13 +4,12 @@ limited, the printing CSV and the command line, the API, and 32 concurrent redem
 import csv
 import io
 import re
-import threading
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection
 
 from obol.api.auth import create_api_key
 from obol.balances import services, vouchers
@@ -22,8 +21,9 @@ from obol.core.clock import frozen
 from obol.core.errors import Forbidden, IllegalTransition, ObolError, ValidationFailed
 from obol.core.money import Amount
 from obol.core.tenancy import all_tenants, tenant_context
-from tests.support.api_client import ApiClient
 from tests.factories import make_account
+from tests.support.api_client import ApiClient
+from tests.support.race import race
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
@@ -434,33 +434,6 @@ def test_the_back_office_lists_batches_with_counts_and_blocks_them(tenant, syste
 
 # -- concurrency (PostgreSQL) --------------------------------------------------------------------
 
-def _race(tenant, attempts):
-    barrier = threading.Barrier(len(attempts))
-    results, errors = [], []
-
-    def run(attempt):
-        try:
-            with tenant_context(tenant):
-                barrier.wait()
-                try:
-                    attempt()
-                    results.append("ok")
-                except ObolError as error:
-                    results.append(error.code)
-        except Exception as exc:  # noqa: BLE001 - a deadlock or a lost update must fail the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(attempt,)) for attempt in attempts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
 def test_32_concurrent_redemptions_of_one_code_credit_once(tenant):
@@ -468,7 +441,7 @@ def test_32_concurrent_redemptions_of_one_code_credit_once(tenant):
     with tenant_context(tenant):
         _, (code,) = generate(actor, count=1)
         accounts = [make_account(f"A-{i}", mode="prepaid") for i in range(32)]
-    results = _race(tenant, [lambda a=a: vouchers.redeem(actor, a, code) for a in accounts])
+    results = race(tenant, [lambda a=a: vouchers.redeem(actor, a, code) and "ok" for a in accounts])
     assert sorted(results) == ["ok"] + ["voucher_used"] * 31
     with tenant_context(tenant):
         pocket = Pocket.objects.get(source=Source.VOUCHER)
@@ -484,7 +457,8 @@ def test_32_concurrent_guesses_on_one_account_count_exactly_five(tenant):
     actor = Actor.process("test")
     with tenant_context(tenant):
         account = make_account()
-    results = _race(tenant, [lambda: vouchers.redeem(actor, account, vouchers.new_code()) for _ in range(32)])
+    results = race(tenant, [lambda: vouchers.redeem(actor, account, vouchers.new_code()) and "ok"
+                            for _ in range(32)])
     assert sorted(results) == ["too_many_attempts"] * 27 + ["voucher_invalid"] * 5
     with tenant_context(tenant):
         assert RedemptionFailure.objects.filter(account=account).count() == 5

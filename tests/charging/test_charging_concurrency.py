@@ -1,45 +1,21 @@
 """PostgreSQL: many sessions at once on one prepaid pocket never spend more than it holds."""
-import threading
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from obol.balances import services as balances
 from obol.balances.models import LedgerEntry, Pocket
 from obol.charging import service as charging
-from obol.core.clock import frozen
 from obol.core.money import Amount
 from obol.core.tenancy import tenant_context
+from tests.support.race import race
 from tests.usage.test_import_pipeline import prepare
 
 TUESDAY_10 = datetime(2026, 3, 10, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 MOBILE, PREPAID = "491701234567", "491522222222"
-
-
-def _race(tenant, attempts):
-    barrier = threading.Barrier(len(attempts))
-    results, errors = [], []
-
-    def run(attempt):
-        try:
-            with tenant_context(tenant), frozen(TUESDAY_10):
-                barrier.wait()
-                results.append(attempt())
-        except Exception as exc:  # noqa: BLE001 - a deadlock or a lost update must fail the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(attempt,)) for attempt in attempts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
 
 
 @pytest.mark.django_db(transaction=True)
@@ -58,7 +34,7 @@ def test_64_sessions_on_one_pocket_of_10_eur_each_spending_1_eur(tenant, system,
         ended = charging.terminate(system, started.session_id, request_id=f"t-{i}", used=started.granted)
         return ended.code, ended.charged
 
-    results = _race(tenant, [lambda i=i: call(i) for i in range(64)])
+    results = race(tenant, [lambda i=i: call(i) for i in range(64)], at=TUESDAY_10)
     committed = sum(charged for _, charged in results)
     with tenant_context(tenant):
         balance = Pocket.objects.get(source="topup", account__number="A-2").balance

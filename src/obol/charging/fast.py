@@ -15,10 +15,10 @@ are delegated to `charging.service` itself.
 
 Cached per process, and why it is safe: API keys (revocation is seen within KEY_TTL_S), the tenant's
 time zone, rounding and charging settings (SETTINGS_TTL_S), what every subscriber maps to
-(a snapshot per tenant, service.SNAPSHOT_TTL_S; the subscription's status is read in each transaction, so a
-suspension is refused at once; an identifier past its validity end, a new one, a refusal or a
-request for another time is mapped one by one), the tariff catalog (`service._catalog` checks the
-tariff revision at most every CATALOG_TTL_S).
+(a snapshot per tenant, `service.SNAPSHOT_TTL_S`; the subscription's status and the identifier are
+read in each transaction, so a suspension or a moved number counts at once; a new identifier, a
+refusal or a request for another time is mapped one by one), the tariff catalog (shared with
+`charging.service`, rebuilt every `service.CATALOG_TTL_S`).
 
 PostgreSQL only (`OBOL_DATABASE_URL`); on SQLite the Django routes serve charging.
 """
@@ -67,7 +67,6 @@ from obol.usage.rating.single import Terms, terms
 
 KEY_TTL_S = 30
 SETTINGS_TTL_S = 10
-CATALOG_TTL_S = 30
 POOL_SIZE = int(os.environ.get("OBOL_CHARGING_POOL", "8"))
 
 T_ACCOUNT = BillingAccount._meta.db_table
@@ -114,7 +113,7 @@ async def _orm(function, *args, **kwargs):
     return await asyncio.get_running_loop().run_in_executor(_ORM, call)
 
 
-_keys, _tenants, _catalogs = _Cache(KEY_TTL_S), _Cache(SETTINGS_TTL_S), _Cache(CATALOG_TTL_S)
+_keys, _tenants = _Cache(KEY_TTL_S), _Cache(SETTINGS_TTL_S)
 
 
 class _Tenant:
@@ -196,9 +195,10 @@ async def close_pool() -> None:
     if _pool is not None:
         await _pool.close()
         _pool = None
-    for cache in (_keys, _tenants, _catalogs):
+    for cache in (_keys, _tenants):
         cache.items.clear()
     service._snapshots.clear()
+    service._CATALOGS.clear()
     await _orm(connections.close_all)
 
 
@@ -288,7 +288,7 @@ async def _priced_by(tenant: _Tenant, subscriber: str, kind: str, service_kind: 
     if isinstance(mapped, service.Answer):
         return mapped
     table = (tenant.tenant.pk, mapped.rate_table)
-    catalog = await _catalogs.get(table, lambda: _in_tenant(tenant, service._catalog, mapped.rate_table))
+    catalog = service.cached_catalog(*table) or await _orm(_in_tenant, tenant, service._catalog, mapped.rate_table)
     found = terms(catalog, mapped.rate_table, service_kind, destination, when, tenant.tenant.timezone)
     if isinstance(found, str):
         return await _orm(_in_tenant, tenant, service._terms, mapped, service_kind, destination, when)
@@ -582,20 +582,30 @@ async def _opening(conn, tenant: _Tenant, operation: str, request_id: str, finge
     return account, rows, _funds(tenant, account, rows, holds, mapped.subscription_id, mapped.service)
 
 
-async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
+async def _usage_request(tenant: _Tenant, data: dict, operation: str, **units):
+    """What a start and an event read first: the request's fields, its fingerprint (as the service
+    takes it), the subscriber's mapping and the rate. A refusal found here is the answer (kept)."""
     request_id = _text(data, "request_id")
     subscriber = _text(data, "subscriber", limit=service.LIMITS["subscriber"])
     kind, service_kind = _text(data, "identifier_kind", "msisdn"), _text(data, "service")
     destination = _text(data, "destination", "", limit=service.LIMITS["destination"])
-    requested, at = _units(data, "requested"), _moment(data)
-    fingerprint = service.fingerprint("start", subscriber=subscriber, service=service_kind, requested=requested,
+    at = _moment(data)
+    fingerprint = service.fingerprint(operation, subscriber=subscriber, service=service_kind, **units,
                                       destination=destination, identifier_kind=kind, at=at)
     when = service.local_moment(at, tenant.tenant.timezone) or clock.now()
     priced_by = await _priced_by(tenant, subscriber, kind, service_kind, destination, when)
     if isinstance(priced_by, service.Answer):
         return await _once(tenant, request_id, fingerprint,
-                           lambda: _answer_alone(tenant, request_id, "start", fingerprint, priced_by))
-    mapped, found = priced_by
+                           lambda: _answer_alone(tenant, request_id, operation, fingerprint, priced_by))
+    return (request_id, subscriber, kind, service_kind, destination, at, when, fingerprint, *priced_by)
+
+
+async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
+    requested = _units(data, "requested")
+    request = await _usage_request(tenant, data, "start", requested=requested)
+    if isinstance(request, service.Answer):
+        return request
+    request_id, subscriber, kind, service_kind, destination, at, when, fingerprint, mapped, found = request
     value, config = service.normalised(kind, subscriber), tenant.settings
 
     async def work():
@@ -702,19 +712,11 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
 
 
 async def _event(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
-    request_id = _text(data, "request_id")
-    subscriber = _text(data, "subscriber", limit=service.LIMITS["subscriber"])
-    kind, service_kind = _text(data, "identifier_kind", "msisdn"), _text(data, "service")
-    destination = _text(data, "destination", "", limit=service.LIMITS["destination"])
-    quantity, at = _units(data, "quantity", 1, 1), _moment(data)
-    fingerprint = service.fingerprint("event", subscriber=subscriber, service=service_kind, quantity=quantity,
-                                      destination=destination, identifier_kind=kind, at=at)
-    when = service.local_moment(at, tenant.tenant.timezone) or clock.now()
-    priced_by = await _priced_by(tenant, subscriber, kind, service_kind, destination, when)
-    if isinstance(priced_by, service.Answer):
-        return await _once(tenant, request_id, fingerprint,
-                           lambda: _answer_alone(tenant, request_id, "event", fingerprint, priced_by))
-    mapped, found = priced_by
+    quantity = _units(data, "quantity", 1, 1)
+    request = await _usage_request(tenant, data, "event", quantity=quantity)
+    if isinstance(request, service.Answer):
+        return request
+    request_id, subscriber, kind, service_kind, destination, at, when, fingerprint, mapped, found = request
     value = service.normalised(kind, subscriber)
 
     async def work():

@@ -33,11 +33,10 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Q
 
 from obol.balances.models import Pocket, Source
 from obol.balances.services import account_state, book_takes, lock_account
-from obol.catalog.rate_models import DestinationPrefix, Rate, RateTableVersion
 from obol.catalog.rates import rate_frames
 from obol.charging import grants
 from obol.charging.models import ChargingRequest, ChargingSession, ChargingSettings, LowBalanceEvent
@@ -276,24 +275,25 @@ def _map(identifier: str, kind: str, service_kind: str, at: datetime) -> _Mapped
     return status_refusal(holder.status if holder is not None else None)
 
 
-_CATALOGS: dict[tuple[int, str], tuple[tuple, float, Catalog]] = {}
-_CATALOG_TTL_S = 30  # an edit of a rate in place (same rows) reaches real-time charging within this
+_CATALOGS: dict[tuple[int, str], tuple[float, Catalog]] = {}
+CATALOG_TTL_S = 30  # a tariff load, correction or admin edit reaches real-time charging within this
+
+
+def cached_catalog(tenant_id: int, table: str) -> Catalog | None:
+    """The rate table's catalog while it is fresh, without touching the database; else None."""
+    cached = _CATALOGS.get((tenant_id, table))
+    return cached[1] if cached is not None and time.monotonic() - cached[0] < CATALOG_TTL_S else None
 
 
 def _catalog(table: str) -> Catalog:
-    """The rate table's lookup catalog, built once per tariff revision (a load or correction gives
-    new rows, which the stamp sees) and kept in the process."""
-    versions = RateTableVersion.objects.filter(table__code=table)
-    stamp = (versions.aggregate(n=Count("pk"), last=Max("pk")).values(),
-             Rate.objects.filter(version__in=versions).aggregate(n=Count("pk"), last=Max("pk")).values(),
-             DestinationPrefix.objects.filter(version__in=versions).aggregate(last=Max("pk")).values())
-    stamp = tuple(tuple(part) for part in stamp)
+    """The rate table's lookup catalog, kept in the process and built again from the database once
+    it is CATALOG_TTL_S old (no query per request; building it reads every prefix)."""
     key = (current_tenant().pk, table)
-    cached = _CATALOGS.get(key)
-    if cached is not None and cached[0] == stamp and time.monotonic() - cached[1] < _CATALOG_TTL_S:
-        return cached[2]
+    fresh = cached_catalog(*key)
+    if fresh is not None:
+        return fresh
     catalog = catalog_of({table: rate_frames(table, versions="all")})
-    _CATALOGS[key] = (stamp, time.monotonic(), catalog)
+    _CATALOGS[key] = (time.monotonic(), catalog)
     return catalog
 
 
