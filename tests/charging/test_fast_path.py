@@ -36,8 +36,8 @@ def lean(tenant, system, clerk):
         prepare(tenant, system, clerk)
         _, key = create_api_key(system, "switch")
     settings = connection.settings_dict
-    conninfo = (f"host={settings['HOST'] or '127.0.0.1'} port={settings['PORT'] or 5432} "
-                f"dbname={settings['NAME']} user={settings['USER']}")
+    conninfo = (f"postgresql://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
+                f"/{settings['NAME']}")
 
     def run(scenario):
         async def main():

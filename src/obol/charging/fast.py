@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -43,11 +44,8 @@ import django
 
 django.setup()
 
+import asyncpg
 from django.db import connections
-from psycopg import errors as pg_errors
-from psycopg.pq import TransactionStatus
-from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from obol.api.models import ApiKey
 from obol.balances.engine import AccountState
@@ -173,7 +171,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": payload})
 
 
-_pool: AsyncConnectionPool | None = None
+_pool: asyncpg.Pool | None = None
 
 
 def _conninfo() -> str:
@@ -184,10 +182,21 @@ def _conninfo() -> str:
     return url
 
 
-async def open_pool(conninfo: str | None = None) -> None:
+async def _json_codecs(conn) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def _no_reset(conn) -> None:
+    """A connection goes back to the pool as it came: `_connection` ends any transaction, and nothing
+    here sets session state (asyncpg's default reset would cost a round trip per operation)."""
+
+
+async def open_pool(dsn: str | None = None) -> None:
+    """dsn: a postgresql:// URL (default: OBOL_DATABASE_URL)."""
     global _pool
-    _pool = AsyncConnectionPool(conninfo or _conninfo(), min_size=2, max_size=POOL_SIZE, open=False)
-    await _pool.open()
+    _pool = await asyncpg.create_pool(dsn or _conninfo(), min_size=2, max_size=POOL_SIZE, init=_json_codecs,
+                                      reset=_no_reset)
 
 
 async def close_pool() -> None:
@@ -311,20 +320,51 @@ async def _mapped(tenant: _Tenant, subscriber: str, kind: str, service_kind: str
     return await _orm(_in_tenant, tenant, service._map, subscriber, kind, service_kind, when)
 
 
+class _Sql:
+    """A statement written with %(name)s (or %s) placeholders, numbered as PostgreSQL's $1, $2, ...
+    once; `args(params)` puts a dict's (or a tuple's) values in that order."""
+    __slots__ = ("source", "text", "names")
+
+    def __init__(self, text: str):
+        self.source = text
+        names: list = []
+
+        def number(match: re.Match) -> str:
+            name = match.group(1) if match.group(1) is not None else len(names)
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        self.text, self.names = re.sub(r"%\((\w+)\)s|%s", number, text), names
+
+    def args(self, params) -> list:
+        return [params[name] for name in self.names]
+
+
 # --- reads: the account's row lock, then everything else in one statement --------------------------
 # (two statements: what a statement reads after waiting for a lock it took itself could be older
-# than the lock; the second statement starts after the lock is held and sees the latest commits)
+# than the lock; the second statement starts after the lock is held and sees the latest commits.
+# The lock goes with BEGIN in one message of the simple protocol: its only values are whole numbers
+# and a UUID, written into the text by `_lock_*`.)
 
-_ACCOUNT = "id, mode, currency, credit_limit, status, number, bill_cycle_day"
-_LOCK = f"SELECT {_ACCOUNT} FROM {T_ACCOUNT} WHERE id = %(account)s AND tenant_id = %(tenant)s FOR UPDATE"
-_LOCK_BY_SESSION = (f"SELECT {_ACCOUNT} FROM {T_ACCOUNT} WHERE id = (SELECT account_id FROM {T_SESSION} "
-                    "WHERE key = %(key)s AND tenant_id = %(tenant)s) FOR UPDATE")
-_REQUEST = f"SELECT fingerprint, answer FROM {T_REQUEST} WHERE tenant_id = %s AND request_id = %s"
+def _lock_account(params: dict) -> str:
+    return (f"BEGIN; SELECT 1 FROM {T_ACCOUNT} WHERE id = {int(params['account'])} "
+            f"AND tenant_id = {int(params['tenant'])} FOR UPDATE")
+
+
+def _lock_by_session(params: dict) -> str:
+    return (f"BEGIN; SELECT 1 FROM {T_ACCOUNT} WHERE id = (SELECT account_id FROM {T_SESSION} "
+            f"WHERE key = '{uuid.UUID(str(params['key']))}' AND tenant_id = {int(params['tenant'])}) FOR UPDATE")
+
+
+_ACCOUNT_JSON = "json_build_array(id, mode, currency, credit_limit::text, status, number, bill_cycle_day)"
+_REQUEST = _Sql(f"SELECT fingerprint, answer FROM {T_REQUEST} WHERE tenant_id = %s AND request_id = %s")
 _POCKET_JSON = ("json_agg(json_build_array(id, unit, balance::text, priority, valid_from, valid_until, services, "
                 "destination_groups, source, subscription_id))")
 # one row: the request's earlier answer, the subscription's status, the usable pockets, other holds
-_STATE = (
-    f"SELECT (SELECT json_build_array(fingerprint, answer) FROM {T_REQUEST} "
+_STATE = _Sql(
+    f"SELECT (SELECT {_ACCOUNT_JSON} FROM {T_ACCOUNT} WHERE id = %(account)s), "
+    f"(SELECT json_build_array(fingerprint, answer) FROM {T_REQUEST} "
     "        WHERE tenant_id = %(tenant)s AND request_id = %(request)s), "
     f"(SELECT status FROM {T_SUBSCRIPTION} WHERE id = %(subscription)s), "
     f"(SELECT {_POCKET_JSON} FROM {T_POCKET} WHERE account_id = %(account)s "
@@ -336,10 +376,11 @@ _STATE = (
     "        AND value = %(identifier_value)s AND subscription_id = %(subscription)s AND valid_from <= %(at)s "
     "        AND (valid_to IS NULL OR valid_to > %(at)s))")
 # the same for an operation on a session, which also reads the session
-_SESSION_STATE = (
+_SESSION_STATE = _Sql(
     f"WITH s AS (SELECT id, account_id, subscription_id, service_kind, service, destination, started_at, terms, used, "
     f"                  state FROM {T_SESSION} WHERE key = %(key)s AND tenant_id = %(tenant)s) "
-    "SELECT (SELECT json_build_array(id, account_id, subscription_id, service_kind, service, destination, "
+    f"SELECT (SELECT {_ACCOUNT_JSON} FROM {T_ACCOUNT} WHERE id = (SELECT account_id FROM s)), "
+    "(SELECT json_build_array(id, account_id, subscription_id, service_kind, service, destination, "
     "               started_at, terms, used, state) FROM s), "
     f"(SELECT json_build_array(fingerprint, answer) FROM {T_REQUEST} "
     "        WHERE tenant_id = %(tenant)s AND request_id = %(request)s), "
@@ -351,9 +392,12 @@ _SESSION_STATE = (
     "        AND expires_at > %(now)s AND key <> %(key)s)")
 
 
-def _account(row) -> dict:
-    return dict(zip(("id", "mode", "currency", "credit_limit", "status", "number", "bill_cycle_day"), row,
-                    strict=True))
+def _account(values: list) -> dict:
+    account = dict(zip(("id", "mode", "currency", "credit_limit", "status", "number", "bill_cycle_day"), values,
+                       strict=True))
+    if account["credit_limit"] is not None:
+        account["credit_limit"] = Decimal(account["credit_limit"])
+    return account
 
 
 def _moment_of(text: str | None) -> datetime | None:
@@ -384,46 +428,62 @@ def _replay(found, fingerprint: str, request_id: str) -> service.Answer | None:
     return service.Answer.from_json(found[1])
 
 
-async def _locked(conn, lock: str, state: str, params: dict):
-    """(account row, state row): the lock and the read in one round trip (pipeline)."""
-    account = await conn.execute(lock, params)
-    found = await conn.execute(state, params)
-    return await account.fetchone(), await found.fetchone()
+class _Conn:
+    """A pooled asyncpg connection; statements with values are prepared once per connection."""
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: asyncpg.Connection):
+        self.raw = raw
+
+    async def row(self, sql: _Sql, params):
+        return await self.raw.fetchrow(sql.text, *sql.args(params))
+
+    async def run(self, sql: _Sql, params) -> None:
+        await self.raw.execute(sql.text, *sql.args(params))
+
+    async def rollback(self) -> None:
+        if self.raw.is_in_transaction():
+            await self.raw.execute("ROLLBACK")
 
 
-async def _write(conn, statement: str, params) -> None:
-    """One statement and COMMIT in one round trip (pipeline)."""
-    await conn.execute(statement, params)
-    await conn.commit()
+async def _locked(conn: _Conn, lock, state: _Sql, params: dict):
+    """The state row, read after BEGIN and the account's row lock (two round trips)."""
+    await conn.raw.execute(lock(params))
+    return await conn.row(state, params)
+
+
+async def _write(conn: _Conn, statement: _Sql, params) -> None:
+    """One statement, then COMMIT."""
+    await conn.run(statement, params)
+    if conn.raw.is_in_transaction():
+        await conn.raw.execute("COMMIT")
 
 
 @asynccontextmanager
 async def _connection():
-    """A pooled connection in pipeline mode (statements are prepared on each connection after a few
-    uses); whatever happens, it goes back with no transaction open."""
-    async with _pool.connection() as conn:
+    """A pooled connection; whatever happens, it goes back with no transaction open."""
+    async with _pool.acquire() as raw:
+        conn = _Conn(raw)
         try:
-            async with conn.pipeline():
-                yield conn
+            yield conn
         finally:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                await conn.rollback()
+            await conn.rollback()
 
 
 # --- writes: one statement per operation (data-modifying CTEs), then COMMIT in the same round trip ---
 
 _REQUEST_COLUMNS = "tenant_id, request_id, operation, fingerprint, session_id, code, answer, created_at"
-_INSERT_REQUEST = (f"INSERT INTO {T_REQUEST} ({_REQUEST_COLUMNS}) VALUES (%(tenant)s, %(request)s, %(operation)s, "
+_INSERT_REQUEST = _Sql(f"INSERT INTO {T_REQUEST} ({_REQUEST_COLUMNS}) VALUES (%(tenant)s, %(request)s, %(operation)s, "
                    "%(fingerprint)s, NULL, %(code)s, %(answer)s, %(now)s)")
 _REQUEST_OF_SESSION = (f"INSERT INTO {T_REQUEST} ({_REQUEST_COLUMNS}) SELECT %(tenant)s, %(request)s, "
                        "%(operation)s, %(fingerprint)s, s.id, %(code)s, %(answer)s, %(now)s FROM s")
-_NEW_SESSION = (
+_NEW_SESSION = _Sql(
     f"WITH s AS (INSERT INTO {T_SESSION} (tenant_id, key, account_id, subscription_id, identifier, service_kind, "
     "service, destination, started_at, terms, used, granted, holds, expires_at, state, charged, included, shortfall, "
     "created_at) VALUES (%(tenant)s, %(key)s, %(account)s, %(subscription)s, %(identifier)s, %(kind)s, "
     "%(service)s, %(destination)s, %(at)s, %(terms)s, 0, %(granted)s, %(holds)s, %(until)s, 'open', 0, 0, 0, "
     f"%(now)s) RETURNING id) {_REQUEST_OF_SESSION}")
-_REGRANT = (f"WITH s AS (UPDATE {T_SESSION} SET used = %(used)s, granted = %(granted)s, holds = %(holds)s, "
+_REGRANT = _Sql(f"WITH s AS (UPDATE {T_SESSION} SET used = %(used)s, granted = %(granted)s, holds = %(holds)s, "
             f"expires_at = %(until)s WHERE id = %(session)s RETURNING id) {_REQUEST_OF_SESSION}")
 _RATED_COLUMNS = ("record_key", "account_id", "subscription_id", "service", "rate_table", "cycle_start", "start",
                   "quantity", "destination", "destination_group", "time_band", "included", "charged", "billed",
@@ -439,25 +499,25 @@ _BOOK = (
     "       %(afters)s::numeric[]) WITH ORDINALITY AS v(pocket, amount, after, n) ORDER BY n RETURNING 1), "
     f"r AS (INSERT INTO {T_RATED} (tenant_id, {', '.join(_RATED_COLUMNS)}, rated_at) VALUES (%(tenant)s, "
     f"       {', '.join(f'%({c})s' for c in _RATED_COLUMNS)}, %(now)s) RETURNING 1)")
-_TERMINATE = (
+_TERMINATE = _Sql(
     f"{_BOOK}, s AS (UPDATE {T_SESSION} SET used = %(used)s, granted = 0, holds = '{{}}', state = 'terminated', "
     "charged = %(money)s, included = %(included)s, shortfall = %(shortfall)s, ended_at = %(now)s "
     f"WHERE id = %(session)s RETURNING id) {_REQUEST_OF_SESSION}")
-_RELEASE = (  # a terminate with nothing used: no booking
+_RELEASE = _Sql(  # a terminate with nothing used: no booking
     f"WITH s AS (UPDATE {T_SESSION} SET granted = 0, holds = '{{}}', state = 'terminated', ended_at = %(now)s "
     f"WHERE id = %(session)s RETURNING id) {_REQUEST_OF_SESSION}")
-_EVENT = f"{_BOOK} {_INSERT_REQUEST}"
-_OPEN_ACCRUAL = (f"INSERT INTO {T_POCKET} (tenant_id, account_id, unit, display_unit, balance, granted, source, label, "
+_EVENT = _Sql(f"{_BOOK} {_INSERT_REQUEST.source}")
+_OPEN_ACCRUAL = _Sql(f"INSERT INTO {T_POCKET} (tenant_id, account_id, unit, display_unit, balance, granted, source, label, "
                  "priority, valid_from, services, destination_groups, grant_key, created_at) VALUES "
                  "(%s, %s, %s, %s, 0, 0, %s, 'Unbilled usage', 32767, %s, '[]', '[]', %s, %s) RETURNING id")
-_LOW = (f"INSERT INTO {T_LOW} (tenant_id, account_id, balance, threshold, currency, session_id, created_at) "
+_LOW = _Sql(f"INSERT INTO {T_LOW} (tenant_id, account_id, balance, threshold, currency, session_id, created_at) "
         f"VALUES (%s, %s, %s, %s, %s, (SELECT id FROM {T_SESSION} WHERE key = %s), %s)")
 
 
 def _answer_params(tenant: _Tenant, request_id: str, operation: str, fingerprint: str,
                    answer: service.Answer) -> dict:
     return {"tenant": tenant.tenant.pk, "request": request_id, "operation": operation, "fingerprint": fingerprint,
-            "code": answer.code, "answer": Jsonb(answer.as_json()), "now": clock.now()}
+            "code": answer.code, "answer": answer.as_json(), "now": clock.now()}
 
 
 async def _remember(conn, tenant: _Tenant, request_id: str, operation: str, fingerprint: str,
@@ -471,7 +531,7 @@ async def _answer_alone(tenant: _Tenant, request_id: str, operation: str, finger
                         answer: service.Answer) -> service.Answer:
     """Keep a refusal decided before any lock (unknown subscriber, no tariff) as the request's answer."""
     async with _connection() as conn:
-        found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
+        found = await conn.row(_REQUEST, (tenant.tenant.pk, request_id))
         replay = _replay(found, fingerprint, request_id)
         if replay is not None:
             return replay
@@ -515,9 +575,9 @@ async def _once(tenant: _Tenant, request_id: str, fingerprint: str, work):
     account: the same account waits for the lock) gets that request's answer, or the refusal."""
     try:
         return await work()
-    except pg_errors.UniqueViolation:
+    except asyncpg.UniqueViolationError:
         async with _connection() as conn:
-            found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
+            found = await conn.row(_REQUEST, (tenant.tenant.pk, request_id))
         answer = _replay(found, fingerprint, request_id)
         if answer is None:
             raise
@@ -537,10 +597,10 @@ async def _booking(conn, tenant: _Tenant, actor: Actor, account: dict, rows: lis
         pocket_id = take.pocket_id
         if pocket_id == grants.ACCRUAL:
             if accrual is None:
-                cursor = await conn.execute(_OPEN_ACCRUAL, (
+                row = await conn.row(_OPEN_ACCRUAL, (
                     tenant.tenant.pk, account["id"], account["currency"], account["currency"], Source.POSTPAID, now,
                     f"accrual:{account['id']}", now))
-                accrual = (await cursor.fetchone())[0]
+                accrual = row[0]
                 balance[accrual] = Decimal(0)
             pocket_id = accrual
         balance[pocket_id] = balance[pocket_id] - take.amount
@@ -551,7 +611,7 @@ async def _booking(conn, tenant: _Tenant, actor: Actor, account: dict, rows: lis
     after = grants.money_after(rows, account["currency"], priced.takes)
     if account["mode"] != BillingAccount.Mode.POSTPAID and grants.low_balance(
             grants.money_left(rows, account["currency"]), after, threshold):
-        await conn.execute(_LOW, (tenant.tenant.pk, account["id"], after, threshold, account["currency"],
+        await conn.run(_LOW, (tenant.tenant.pk, account["id"], after, threshold, account["currency"],
                                   session_key, now))
     record = service.rated_record(account["id"], account["bill_cycle_day"], priced, rows, key=key,
                                   subscription_id=subscription_id, service=service_code, terms=found, start=start,
@@ -566,7 +626,7 @@ async def _booking(conn, tenant: _Tenant, actor: Actor, account: dict, rows: lis
 async def _opening(conn, tenant: _Tenant, operation: str, request_id: str, fingerprint: str, mapped, params: dict):
     """As `service._opening`, in one round trip: the lock and the read, then the checks. Returns the
     answer to give (a replay, a refusal kept), _REMAP, or (account, pocket rows, funds)."""
-    account, (earlier, status, pockets, holds, held) = await _locked(conn, _LOCK, _STATE, params)
+    account, earlier, status, pockets, holds, held = await _locked(conn, _lock_account, _STATE, params)
     account = _account(account)
     replay = _replay(earlier, fingerprint, request_id)
     if replay is not None:
@@ -630,8 +690,8 @@ async def _start(actor: Actor, tenant: _Tenant, data: dict) -> service.Answer:
             await _write(conn, _NEW_SESSION, {
                 **params, **_answer_params(tenant, request_id, "start", fingerprint, answer),
                 "identifier": subscriber, "kind": service_kind, "service": mapped.service,
-                "destination": destination, "terms": Jsonb(service.terms_json(found)), "granted": granted,
-                "holds": Jsonb(held.holds()), "until": until})
+                "destination": destination, "terms": service.terms_json(found), "granted": granted,
+                "holds": held.holds(), "until": until})
             return answer
 
     async with _queue.turn(mapped.account_id):
@@ -651,7 +711,7 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
     key = service.session_key(session_id)
     if key is None:  # as the service: a request id answered before wins over the unknown session
         async with _connection() as conn:
-            found = await (await conn.execute(_REQUEST, (tenant.tenant.pk, request_id))).fetchone()
+            found = await conn.row(_REQUEST, (tenant.tenant.pk, request_id))
         return _replay(found, fingerprint, request_id) or service.Answer(
             "unknown_session", f"no charging session {session_id}")
 
@@ -659,8 +719,8 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
         now = clock.now()
         query = {"tenant": tenant.tenant.pk, "key": key, "request": request_id, "now": now}
         async with _connection() as conn:
-            account, (session, earlier, status, pockets, holds) = await _locked(
-                conn, _LOCK_BY_SESSION, _SESSION_STATE, query)
+            account, session, earlier, status, pockets, holds = await _locked(
+                conn, _lock_by_session, _SESSION_STATE, query)
             replay = _replay(earlier, fingerprint, request_id)
             if replay is not None:
                 return replay
@@ -695,7 +755,7 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
                 until = now + timedelta(seconds=tenant.settings.grant_validity_s)
                 answer = service.Answer(code, message, session_id=str(key), granted=granted,
                                         valid_until=until if granted else None, used=total)
-                write.update(granted=granted, holds=Jsonb(held.holds()), until=until)
+                write.update(granted=granted, holds=held.holds(), until=until)
                 statement = _REGRANT
             await _write(conn, statement, {
                 **write, **_answer_params(tenant, request_id, operation, fingerprint, answer)})
