@@ -133,7 +133,7 @@ def command(path: str, port: int, workers: int, worker_class: str) -> list[str]:
         return [str(BIN / "gunicorn"), "obol.wsgi:application", "-w", str(workers), "-k", worker_class,
                 "-b", f"127.0.0.1:{port}"]
     return [str(BIN / "uvicorn"), "obol.charging.fast:app", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
             "--log-level", "warning"]
 
 

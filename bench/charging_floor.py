@@ -266,7 +266,7 @@ def main() -> None:
         port = charging.free_port()
         argv = [str(charging.BIN / "uvicorn"), "charging_floor:app", "--app-dir", str(ROOT / "bench"),
                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers), "--loop", "uvloop",
-                "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+                "--http", "httptools", "--no-access-log", "--no-proxy-headers", "--log-level", "warning"]
         env = {**os.environ, "FLOOR_MODE": mode, "FLOOR_DSN": dsn}
         base = f"http://127.0.0.1:{port}"
         with charging.Server(argv, env, base, KEY).start() as server:

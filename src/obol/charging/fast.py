@@ -1,10 +1,12 @@
-"""The lean path of real-time charging: the four charging routes as a bare ASGI app on a PostgreSQL
+"""The lean path of real-time charging: the four charging routes as a bare ASGI app on an asyncpg
 connection pool, for the switch-facing hot path (`obol charging serve`).
 
 Why it exists: through Django's request cycle and the ORM a charging operation costs ~25 ms of CPU
-and a dozen queries; here each operation is two messages to PostgreSQL (BEGIN, the account's row
-lock and one statement reading the rest; then one statement of data-modifying CTEs with COMMIT),
-on autocommit connections with client-side binding. What it does not duplicate: the rules.
+and a dozen queries; here each operation is BEGIN, the account's row lock, one statement reading the
+rest, one statement of data-modifying CTEs, COMMIT: five short messages, every statement with values
+prepared once per connection. Why asyncpg and not psycopg 3 (which Django uses): on this work it
+costs about half the client CPU per transaction (docs/charging-performance.md, docs/architecture.md).
+What it does not duplicate: the rules.
 Grants, prices, the pocket order, the funds other sessions hold, low balance (`charging.grants`),
 the place of a call in the tariff (`usage.rating.single`), the mapping of a subscriber
 (`charging.service.map_all` / `_map`, mediation's rules), the update decision, answers, codes and
@@ -343,20 +345,11 @@ class _Sql:
 
 # --- reads: the account's row lock, then everything else in one statement --------------------------
 # (two statements: what a statement reads after waiting for a lock it took itself could be older
-# than the lock; the second statement starts after the lock is held and sees the latest commits.
-# The lock goes with BEGIN in one message of the simple protocol: its only values are whole numbers
-# and a UUID, written into the text by `_lock_*`.)
+# than the lock; the second statement starts after the lock is held and sees the latest commits)
 
-def _lock_account(params: dict) -> str:
-    return (f"BEGIN; SELECT 1 FROM {T_ACCOUNT} WHERE id = {int(params['account'])} "
-            f"AND tenant_id = {int(params['tenant'])} FOR UPDATE")
-
-
-def _lock_by_session(params: dict) -> str:
-    return (f"BEGIN; SELECT 1 FROM {T_ACCOUNT} WHERE id = (SELECT account_id FROM {T_SESSION} "
-            f"WHERE key = '{uuid.UUID(str(params['key']))}' AND tenant_id = {int(params['tenant'])}) FOR UPDATE")
-
-
+_LOCK = _Sql(f"SELECT 1 FROM {T_ACCOUNT} WHERE id = %(account)s AND tenant_id = %(tenant)s FOR UPDATE")
+_LOCK_BY_SESSION = _Sql(f"SELECT 1 FROM {T_ACCOUNT} WHERE id = (SELECT account_id FROM {T_SESSION} "
+                        "WHERE key = %(key)s AND tenant_id = %(tenant)s) FOR UPDATE")
 _ACCOUNT_JSON = "json_build_array(id, mode, currency, credit_limit::text, status, number, bill_cycle_day)"
 _REQUEST = _Sql(f"SELECT fingerprint, answer FROM {T_REQUEST} WHERE tenant_id = %s AND request_id = %s")
 _POCKET_JSON = ("json_agg(json_build_array(id, unit, balance::text, priority, valid_from, valid_until, services, "
@@ -446,9 +439,10 @@ class _Conn:
             await self.raw.execute("ROLLBACK")
 
 
-async def _locked(conn: _Conn, lock, state: _Sql, params: dict):
-    """The state row, read after BEGIN and the account's row lock (two round trips)."""
-    await conn.raw.execute(lock(params))
+async def _locked(conn: _Conn, lock: _Sql, state: _Sql, params: dict):
+    """The state row, read after BEGIN and the account's row lock."""
+    await conn.raw.execute("BEGIN")
+    await conn.run(lock, params)
     return await conn.row(state, params)
 
 
@@ -626,7 +620,7 @@ async def _booking(conn, tenant: _Tenant, actor: Actor, account: dict, rows: lis
 async def _opening(conn, tenant: _Tenant, operation: str, request_id: str, fingerprint: str, mapped, params: dict):
     """As `service._opening`, in one round trip: the lock and the read, then the checks. Returns the
     answer to give (a replay, a refusal kept), _REMAP, or (account, pocket rows, funds)."""
-    account, earlier, status, pockets, holds, held = await _locked(conn, _lock_account, _STATE, params)
+    account, earlier, status, pockets, holds, held = await _locked(conn, _LOCK, _STATE, params)
     account = _account(account)
     replay = _replay(earlier, fingerprint, request_id)
     if replay is not None:
@@ -720,7 +714,7 @@ async def _on_session(actor: Actor, tenant: _Tenant, session_id: str, operation:
         query = {"tenant": tenant.tenant.pk, "key": key, "request": request_id, "now": now}
         async with _connection() as conn:
             account, session, earlier, status, pockets, holds = await _locked(
-                conn, _lock_by_session, _SESSION_STATE, query)
+                conn, _LOCK_BY_SESSION, _SESSION_STATE, query)
             replay = _replay(earlier, fingerprint, request_id)
             if replay is not None:
                 return replay

@@ -38,4 +38,4 @@ class Command(BaseCommand):
                                "on SQLite the charging routes are served by `obol run` under /api/v1/charging")
         self.stdout.write(f"charging routes on http://{host}:{port}/api/v1/charging/ ({workers} worker(s))")
         uvicorn.run("obol.charging.fast:app", host=host, port=port, workers=workers, loop="uvloop",
-                    http="httptools", access_log=False, log_level="warning")
+                    http="httptools", access_log=False, log_level="warning", proxy_headers=False)
