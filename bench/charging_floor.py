@@ -2,20 +2,27 @@
 do, driven by the same load generator as `bench/charging.py` (issue 5). Not Obol's code; nothing is
 asserted. docs/charging-performance.md quotes its figures.
 
-    .venv/bin/python bench/charging_floor.py [--seconds 10] [--accounts 1000] [--modes http,db]
+    .venv/bin/python bench/charging_floor.py [--seconds 10] [--accounts 1000] [--modes http,db,db2,db3,db4]
 
-Two servers, each a bare ASGI function under uvicorn (2 workers, uvloop, httptools, no access log),
-answering the same URLs and JSON as Obol's charging routes:
+Each mode is a bare ASGI function under uvicorn (2 workers, uvloop, httptools, no access log),
+answering the same URLs and JSON as Obol's charging routes, with a bearer key compared in memory
+and subscribers mapped by a dict:
 
 - http: no database at all; parses the request JSON and answers a fixed grant. The ceiling of HTTP,
   uvicorn and the generator sharing the two cores.
-- db: one prepared statement per operation on asyncpg (the fastest PostgreSQL driver measured here),
-  the grant worked out in SQL, a bearer key compared in memory, subscribers mapped by a dict. The
-  least a charging server keeps: the account's pocket row locked and updated (balance and money
-  held), the session row (inserted at start with its unique request id, rewritten at update and
-  terminate, which check the last request id), and at terminate one ledger entry and one rated
-  record, each table with its primary key and one index by account. No rules beyond one flat price
-  per started minute, no allowances, no audit, no events.
+- The database modes keep the least a charging server must keep, on asyncpg: the account's pocket
+  row (balance, money held), the session row (inserted at start with its unique request id,
+  rewritten at update and terminate, which check the last request id), and at terminate one
+  ledger entry and one rated record; each table has its primary key and one index by account.
+  No rules beyond one flat price per started minute, no allowances, no audit, no events.
+  - db: one statement per operation, the grant worked out in SQL (rules in SQL: not allowed to
+    Obol, whose rules live in Python once).
+  - db2: the rules in Python, as Obol's lean path: BEGIN, one statement locking and reading, the
+    writes as one statement, COMMIT.
+  - db3: the rules in Python without a transaction held open: one read, then one statement that
+    writes only if the account's sequence number is still the one read (optimistic).
+  - db4: db3 with each account's state kept in the process after a write, so that an operation is
+    one statement while nobody else writes the account (a failed check reads again).
 
 The load is bench/charging_load.py's: cycles of start (asks 60 s), update (used 60, asks 60),
 terminate (used 30); 1, 8 and 64 clients over distinct accounts, then 64 clients on one account.
@@ -41,7 +48,8 @@ MSISDN_BASE = 491_600_000_000
 PRICE_PER_MINUTE = "0.10"
 
 SCHEMA = """
-CREATE TABLE pocket (account bigint PRIMARY KEY, balance numeric(20, 6) NOT NULL, held numeric(20, 6) NOT NULL)
+CREATE TABLE pocket (account bigint PRIMARY KEY, balance numeric(20, 6) NOT NULL, held numeric(20, 6) NOT NULL,
+    seq bigint NOT NULL DEFAULT 0)
     WITH (fillfactor = 70);
 CREATE TABLE session (id uuid PRIMARY KEY, account bigint NOT NULL, start_request text NOT NULL UNIQUE,
     last_request text NOT NULL, granted integer NOT NULL, used integer NOT NULL DEFAULT 0,
@@ -150,6 +158,131 @@ async def _db2_op(kind: str, session: str | None, body: dict) -> tuple[int, dict
             await conn.execute(WRITE_TERMINATE, account, sid, total, body["request_id"], cost, old_hold)
             return 200, {"code": "ok", "charged": str(cost.quantize(Decimal("0.01")))}
 
+# db3: the rules in Python without a transaction held open: one read (no lock), then one statement
+# that writes only if the account's sequence number is still the one read (optimistic; a conflict is
+# read and decided again).
+READ_ACCOUNT = "SELECT balance, held, seq FROM pocket WHERE account = $1"
+READ_SESSION = """
+SELECT p.account, p.balance, p.held, p.seq, s.granted, s.used, s.state, s.last_request
+FROM session s JOIN pocket p ON p.account = s.account WHERE s.id = $1
+"""
+GATE = "WITH c AS (UPDATE pocket SET seq = seq + 1, held = held + $6 WHERE account = $1 AND seq = $7 RETURNING 1)"
+GATED_START = GATE + """,
+s AS (INSERT INTO session (id, account, start_request, last_request, granted) SELECT $2, $1, $3, $3, $4 FROM c)
+SELECT count(*) FROM c WHERE $5::int IS NULL OR true
+"""
+GATED_UPDATE = GATE + """,
+s AS (UPDATE session SET used = used + $3, granted = $4, last_request = $5 FROM c WHERE id = $2)
+SELECT count(*) FROM c
+"""
+GATED_TERMINATE = """
+WITH c AS (UPDATE pocket SET seq = seq + 1, held = held - $6, balance = balance - $5 WHERE account = $1 AND seq = $7
+           RETURNING 1),
+s AS (UPDATE session SET used = $3, state = 1, last_request = $4 FROM c WHERE id = $2),
+l AS (INSERT INTO ledger (account, amount, reference) SELECT $1, -$5::numeric, $2::text FROM c),
+r AS (INSERT INTO rated (account, quantity, amount, reference) SELECT $1, $3, $5, $2::text FROM c)
+SELECT count(*) FROM c
+"""
+
+
+async def _db3_op(kind: str, session: str | None, body: dict) -> tuple[int, dict]:
+    from decimal import Decimal
+    price = Decimal(PRICE_PER_MINUTE)
+    async with _pool.acquire() as conn:
+        while True:  # until the write finds the sequence number it read
+            if kind == "start":
+                account = int(body["subscriber"]) - MSISDN_BASE
+                balance, held, seq = await conn.fetchrow(READ_ACCOUNT, account)
+                granted = min(int(body["requested"]), int((balance - held) // price) * 60)
+                if granted <= 0:
+                    return 402, {"code": "no_credit"}
+                sid = uuid.uuid4()
+                if await conn.fetchval(GATED_START, account, sid, body["request_id"], granted, None,
+                                       _minutes(granted) * price, seq):
+                    return 201, {"code": "ok", "session_id": str(sid), "granted": granted}
+                continue
+            sid = uuid.UUID(session)
+            row = await conn.fetchrow(READ_SESSION, sid)
+            if row is None or row["state"] != 0:
+                return 404, {"code": "unknown_session"}
+            account, balance, held, seq, granted, used, _, last = row
+            old_hold = _minutes(granted) * price
+            if last == body["request_id"]:
+                return 200, {"code": "ok", "granted": granted}
+            if kind == "update":
+                new = min(int(body["requested"]), int((balance - held + old_hold) // price) * 60)
+                if await conn.fetchval(GATED_UPDATE, account, sid, int(body["used"]), new, body["request_id"],
+                                       _minutes(new) * price - old_hold, seq):
+                    return 200, {"code": "ok", "granted": new}
+                continue
+            total = used + int(body["used"])
+            cost = _minutes(total) * price
+            if await conn.fetchval(GATED_TERMINATE, account, sid, total, body["request_id"], cost, old_hold, seq):
+                return 200, {"code": "ok", "charged": str(cost.quantize(Decimal("0.01")))}
+
+# db4: db3 with the account's state kept in the process after each write (the write returns it), so
+# an operation is one statement when nobody else wrote meanwhile; a failed gate reads again.
+GATED_START_4 = GATE + """,
+s AS (INSERT INTO session (id, account, start_request, last_request, granted) SELECT $2, $1, $3, $3, $4 FROM c)
+SELECT balance, held, seq FROM pocket, c WHERE account = $1 AND $5::int IS NULL
+"""
+_state: dict = {}  # account -> [balance, held, seq] after this process's last write
+_sessions: dict = {}  # session -> [account, granted, used, last request]
+
+
+async def _db4_op(kind: str, session: str | None, body: dict) -> tuple[int, dict]:
+    from decimal import Decimal
+    price = Decimal(PRICE_PER_MINUTE)
+    async with _pool.acquire() as conn:
+        if kind == "start":
+            account = int(body["subscriber"]) - MSISDN_BASE
+            while True:
+                state = _state.get(account)
+                if state is None:
+                    state = _state[account] = list(await conn.fetchrow(READ_ACCOUNT, account))
+                balance, held, seq = state
+                granted = min(int(body["requested"]), int((balance - held) // price) * 60)
+                if granted <= 0:
+                    return 402, {"code": "no_credit"}
+                sid = uuid.uuid4()
+                hold = _minutes(granted) * price
+                if await conn.fetchval(GATED_START, account, sid, body["request_id"], granted, None, hold, seq):
+                    _state[account] = [balance, held + hold, seq + 1]
+                    _sessions[sid] = [account, granted, 0, body["request_id"]]
+                    return 201, {"code": "ok", "session_id": str(sid), "granted": granted}
+                _state.pop(account, None)
+        sid = uuid.UUID(session)
+        while True:
+            known = _sessions.get(sid)
+            if known is None or known[0] not in _state:
+                row = await conn.fetchrow(READ_SESSION, sid)
+                if row is None or row["state"] != 0:
+                    return 404, {"code": "unknown_session"}
+                account, balance, held, seq, granted, used, _, last = row
+                _state[account] = [balance, held, seq]
+                known = _sessions[sid] = [account, granted, used, last]
+            account, granted, used, last = known
+            balance, held, seq = _state[account]
+            old_hold = _minutes(granted) * price
+            if last == body["request_id"]:
+                return 200, {"code": "ok", "granted": granted}
+            if kind == "update":
+                new = min(int(body["requested"]), int((balance - held + old_hold) // price) * 60)
+                delta = _minutes(new) * price - old_hold
+                if await conn.fetchval(GATED_UPDATE, account, sid, int(body["used"]), new, body["request_id"], delta,
+                                       seq):
+                    _state[account] = [balance, held + delta, seq + 1]
+                    _sessions[sid] = [account, new, used + int(body["used"]), body["request_id"]]
+                    return 200, {"code": "ok", "granted": new}
+            else:
+                total = used + int(body["used"])
+                cost = _minutes(total) * price
+                if await conn.fetchval(GATED_TERMINATE, account, sid, total, body["request_id"], cost, old_hold, seq):
+                    _state[account] = [balance - cost, held - old_hold, seq + 1]
+                    _sessions.pop(sid, None)
+                    return 200, {"code": "ok", "charged": str(cost.quantize(Decimal("0.01")))}
+            _state.pop(account, None)  # somebody else wrote: read again
+
 
 # --- the floor servers (ASGI) -------------------------------------------------------------------------
 
@@ -205,7 +338,7 @@ async def app(scope, receive, send):
             message = await receive()
             if message["type"] == "lifespan.startup":
                 global _pool
-                if os.environ.get("FLOOR_MODE") in ("db", "db2"):
+                if os.environ.get("FLOOR_MODE") in ("db", "db2", "db3", "db4"):
                     import asyncpg
                     _pool = await asyncpg.create_pool(os.environ["FLOOR_DSN"], min_size=4, max_size=40)
                 await send({"type": "lifespan.startup.complete"})
@@ -229,7 +362,7 @@ async def app(scope, receive, send):
             else:
                 status, answer = 200, {"code": "ok", "granted": 60, "charged": "0.10"}
         else:
-            op = _db2_op if os.environ["FLOOR_MODE"] == "db2" else _db_op
+            op = {"db": _db_op, "db2": _db2_op, "db3": _db3_op, "db4": _db4_op}[os.environ["FLOOR_MODE"]]
             status, answer = await op(kind, session, body)
     start, end = _answer(status, answer)
     await send(start)
@@ -250,7 +383,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--modes", default="http,db,db2")
+    parser.add_argument("--modes", default="http,db,db2,db3,db4")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     dsn = f"{SERVER_URL}/{DATABASE}"
