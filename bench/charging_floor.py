@@ -2,7 +2,8 @@
 do, driven by the same load generator as `bench/charging.py` (issue 5). Not Obol's code; nothing is
 asserted. docs/charging-performance.md quotes its figures.
 
-    .venv/bin/python bench/charging_floor.py [--seconds 10] [--accounts 1000] [--modes http,db,db2,db3,db4]
+    .venv/bin/python bench/charging_floor.py [--seconds 10] [--accounts 1000] [--modes http,db,db2,db3,db4,db5]
+        [--obol-dsn postgresql://postgres@127.0.0.1:5432/obol_chbench]
 
 Each mode is a bare ASGI function under uvicorn (2 workers, uvloop, httptools, no access log),
 answering the same URLs and JSON as Obol's charging routes, with a bearer key compared in memory
@@ -23,6 +24,10 @@ and subscribers mapped by a dict:
     writes only if the account's sequence number is still the one read (optimistic).
   - db4: db3 with each account's state kept in the process after a write, so that an operation is
     one statement while nobody else writes the account (a failed check reads again).
+- db5: the lean path's shape on Obol's own tables with Obol's own write statements (the session,
+  the answer rows, the ledger entry, the pocket, the rated record; every index and constraint), but
+  no rules: a fixed grant, a flat price, reads of only what the writes need. It needs a database
+  kept by `bench/charging.py --keep` (`--obol-dsn`). What Obol's storage alone costs.
 
 The load is bench/charging_load.py's: cycles of start (asks 60 s), update (used 60, asks 60),
 terminate (used 30); 1, 8 and 64 clients over distinct accounts, then 64 clients on one account.
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,6 +289,89 @@ async def _db4_op(kind: str, session: str | None, body: dict) -> tuple[int, dict
                     return 200, {"code": "ok", "charged": str(cost.quantize(Decimal("0.01")))}
             _state.pop(account, None)  # somebody else wrote: read again
 
+# db5: the lean path's shape on Obol's own tables, with Obol's own write statements
+# (`obol.charging.fast`: the session, the answer rows, the ledger entry, the pocket, the rated
+# record, every index and constraint), but no rules: a fixed grant of 60 s, 0.10 EUR per started
+# minute from the account's one money pocket, and reads of only what those writes need. Needs a
+# database populated by `bench/charging.py --keep` (FLOOR_OBOL_DSN).
+_obol: dict = {}
+
+
+async def _db5_setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "obol.settings")
+    os.environ["OBOL_DATABASE_URL"] = os.environ["FLOOR_OBOL_DSN"]
+    from obol.charging import fast
+    _obol["fast"] = fast
+    async with _pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT i.value, s.account_id, s.id, p.id, p.tenant_id FROM subscriptions_usageidentifier i "
+            "JOIN subscriptions_subscription s ON s.id = i.subscription_id "
+            "JOIN balances_pocket p ON p.account_id = s.account_id AND p.source = 'topup'")
+    _obol["subscribers"] = {value: tuple(rest) for value, *rest in rows}
+
+
+def _answer5(fast, tenant: int, request_id: str, operation: str, answer: dict) -> dict:
+    return {"tenant": tenant, "request": request_id, "operation": operation, "fingerprint": "f" * 64,
+            "code": answer["code"], "answer": answer, "now": datetime.now(UTC)}
+
+
+async def _db5_op(kind: str, session: str | None, body: dict) -> tuple[int, dict]:
+    from decimal import Decimal
+    fast = _obol["fast"]
+    price = Decimal(PRICE_PER_MINUTE)
+    now = datetime.now(UTC)
+    async with _pool.acquire() as raw:
+        conn = fast._Conn(raw)
+        await raw.execute("BEGIN")
+        try:
+            if kind == "start":
+                account, subscription, pocket, tenant = _obol["subscribers"][body["subscriber"]]
+                params = {"tenant": tenant, "account": account}
+                await conn.run(fast._LOCK, params)
+                await raw.fetchval("SELECT balance FROM balances_pocket WHERE id = $1", pocket)
+                key = uuid.uuid4()
+                answer = {"code": "ok", "session_id": str(key), "granted": 60, "used": 0,
+                          "valid_until": (now + timedelta(seconds=300)).isoformat()}
+                await fast._write(conn, fast._NEW_SESSION, {
+                    **params, **_answer5(fast, tenant, body["request_id"], "start", answer), "key": key,
+                    "subscription": subscription, "identifier": body["subscriber"], "kind": "voice",
+                    "service": "voice", "destination": body.get("destination", ""), "at": now,
+                    "terms": {"rate_table": "floor"}, "granted": 60, "holds": {str(pocket): "0.10"},
+                    "until": now + timedelta(seconds=300)})
+                return 201, answer
+            key = uuid.UUID(session)
+            row = await raw.fetchrow("SELECT s.id, s.used, s.tenant_id, s.account_id, s.subscription_id, p.id, "
+                                     "p.balance FROM charging_chargingsession s JOIN balances_pocket p "
+                                     "ON p.account_id = s.account_id AND p.source = 'topup' WHERE s.key = $1", key)
+            if row is None:
+                return 404, {"code": "unknown_session"}
+            pk, used, tenant, account, subscription, pocket, balance = row
+            params = {"tenant": tenant, "key": key}
+            await conn.run(fast._LOCK_BY_SESSION, params)
+            total = used + int(body["used"])
+            if kind == "update":
+                answer = {"code": "ok", "session_id": session, "granted": 60, "used": total}
+                await fast._write(conn, fast._REGRANT, {
+                    **_answer5(fast, tenant, body["request_id"], "update", answer), "session": pk, "used": total,
+                    "granted": 60, "holds": {str(pocket): "0.10"}, "until": now + timedelta(seconds=300)})
+                return 200, answer
+            cost = _minutes(total) * price
+            answer = {"code": "ok", "session_id": session, "used": total, "charged": str(cost), "currency": "EUR"}
+            await fast._write(conn, fast._TERMINATE, {
+                **_answer5(fast, tenant, body["request_id"], "terminate", answer), "session": pk, "used": total,
+                "money": cost, "included": 0, "shortfall": Decimal(0), "pockets": [pocket],
+                "balances": [balance - cost], "ledger_pockets": [pocket], "amounts": [-cost],
+                "afters": [balance - cost], "at": now, "service": "voice", "record_key": f"charging:{key}",
+                "actor_kind": "process", "actor_id": "", "actor_label": "floor", "account_id": account,
+                "subscription_id": subscription, "rate_table": "floor", "cycle_start": now.date(), "start": now,
+                "quantity": total, "destination": "", "destination_group": "national-mobile", "time_band": "peak",
+                "charged": int(cost * 1_000_000), "billed": total, "price_micros": 100_000, "currency": "EUR",
+                "uncovered": False, "takes": "", "record_key_": None})
+            return 200, answer
+        finally:
+            if raw.is_in_transaction():
+                await raw.execute("ROLLBACK")
+
 
 # --- the floor servers (ASGI) -------------------------------------------------------------------------
 
@@ -338,9 +427,15 @@ async def app(scope, receive, send):
             message = await receive()
             if message["type"] == "lifespan.startup":
                 global _pool
-                if os.environ.get("FLOOR_MODE") in ("db", "db2", "db3", "db4"):
+                if os.environ.get("FLOOR_MODE") in ("db", "db2", "db3", "db4", "db5"):
                     import asyncpg
-                    _pool = await asyncpg.create_pool(os.environ["FLOOR_DSN"], min_size=4, max_size=40)
+                    if os.environ["FLOOR_MODE"] == "db5":
+                        from obol.charging import fast
+                        _pool = await asyncpg.create_pool(os.environ["FLOOR_OBOL_DSN"], min_size=2, max_size=8,
+                                                          init=fast._json_codecs, reset=fast._no_reset)
+                        await _db5_setup()
+                    else:
+                        _pool = await asyncpg.create_pool(os.environ["FLOOR_DSN"], min_size=4, max_size=40)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if _pool is not None:
@@ -362,7 +457,7 @@ async def app(scope, receive, send):
             else:
                 status, answer = 200, {"code": "ok", "granted": 60, "charged": "0.10"}
         else:
-            op = {"db": _db_op, "db2": _db2_op, "db3": _db3_op, "db4": _db4_op}[os.environ["FLOOR_MODE"]]
+            op = {"db": _db_op, "db2": _db2_op, "db3": _db3_op, "db4": _db4_op, "db5": _db5_op}[os.environ["FLOOR_MODE"]]
             status, answer = await op(kind, session, body)
     start, end = _answer(status, answer)
     await send(start)
@@ -385,6 +480,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--modes", default="http,db,db2,db3,db4")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--obol-dsn", help="db5: a database populated by bench/charging.py --keep "
+                                           "(postgresql://postgres@127.0.0.1:5432/obol_chbench)")
     args = parser.parse_args()
     dsn = f"{SERVER_URL}/{DATABASE}"
     _psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
@@ -400,7 +497,10 @@ def main() -> None:
         argv = [str(charging.BIN / "uvicorn"), "charging_floor:app", "--app-dir", str(ROOT / "bench"),
                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers), "--loop", "uvloop",
                 "--http", "httptools", "--no-access-log", "--no-proxy-headers", "--log-level", "warning"]
-        env = {**os.environ, "FLOOR_MODE": mode, "FLOOR_DSN": dsn}
+        if mode == "db5" and not args.obol_dsn:
+            print("db5: skipped (needs --obol-dsn of a database kept by bench/charging.py --keep)")
+            continue
+        env = {**os.environ, "FLOOR_MODE": mode, "FLOOR_DSN": dsn, "FLOOR_OBOL_DSN": args.obol_dsn or ""}
         base = f"http://127.0.0.1:{port}"
         with charging.Server(argv, env, base, KEY).start() as server:
             for name, clients, hot in charging.SCENARIOS:
