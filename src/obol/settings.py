@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "obol.balances",
     "obol.usage",
     "obol.charging",
+    "obol.billing",
     "obol.notifications",
     "obol.api",
     "obol.demo",
