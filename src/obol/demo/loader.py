@@ -1,5 +1,6 @@
-"""The demo tenant from samples/demo: staff users, an API key, the catalog and 50 customers with
-accounts and subscriptions. Loading it again adds nothing that is already there."""
+"""The demo tenant from samples/demo: staff users, an API key, the catalog, 50 customers with
+accounts and subscriptions, German VAT rates, and the accounts' invoices up to today (issued).
+Loading it again adds nothing that is already there (invoices only for what fell due since)."""
 from __future__ import annotations
 
 import csv
@@ -13,16 +14,19 @@ from django.db import transaction
 from obol.api.auth import create_api_key
 from obol.api.models import ApiKey
 from obol.balances import services as balances
+from obol.billing import services as billing
+from obol.billing.models import TaxRate
 from obol.catalog.models import PricePlan
 from obol.catalog.services import load_catalog
 from obol.catalog.tariff_services import load_tariffs
+from obol.core import clock
 from obol.core.actors import Actor
 from obol.core.models import StaffProfile, Tenant
 from obol.core.money import Amount
 from obol.core.roles import Role
 from obol.core.tenancy import tenant_context
 from obol.customers import services as customers
-from obol.customers.models import Customer
+from obol.customers.models import BillingAccount, Customer
 from obol.subscriptions import services as subscriptions
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "demo"
@@ -37,6 +41,7 @@ API_KEY = "obol_demo0000_demo-key-for-local-use-only-not-secret"
 class DemoReport:
     customers_created: int = 0
     customers_present: int = 0
+    invoices_issued: int = 0
     catalog: str = ""
     tariffs: str = ""
     notes: list[str] = field(default_factory=list)
@@ -103,4 +108,23 @@ def load_demo(directory: Path = SAMPLES) -> DemoReport:
                     continue
                 _customer(actor, row, plans)
                 report.customers_created += 1
+        _vat(tenant)
+        report.invoices_issued = _invoices(actor, clock.today())
     return report
+
+
+def _vat(tenant: Tenant) -> None:
+    for category, rate in (("standard", "19"), ("reduced", "7")):
+        TaxRate.objects.get_or_create(tenant=tenant, country="DE", category=category, valid_from=date(2007, 1, 1),
+                                      defaults={"rate": rate})
+
+
+def _invoices(actor: Actor, today: date) -> int:
+    """Every account's invoice of what is due today, accepted and issued."""
+    issued = 0
+    for account in BillingAccount.objects.order_by("number"):
+        invoice = billing.generate(actor, account, today)
+        if invoice is not None:
+            billing.issue(actor, billing.accept(actor, invoice), today)
+            issued += 1
+    return issued

@@ -19,7 +19,7 @@ class Command(BaseCommand):
             report = load_demo(options["dir"])
         self.stdout.write(
             f"demo tenant: {report.customers_created} customers created, {report.customers_present} already there; "
-            f"tariffs: {report.tariffs}; catalog: {report.catalog}"
+            f"tariffs: {report.tariffs}; catalog: {report.catalog}; {report.invoices_issued} invoices issued"
         )
 
 

@@ -1,0 +1,138 @@
+"""An account's billing events, read from the database for the charge calculation
+(`billing.charges`): what its subscriptions' timelines, plan versions and quantities come to, and
+the lines its invoices already hold.
+
+- A subscription is billed from its activation, while active, and while suspended when the plan
+  version in force bills during suspension; not while pending, and not from its termination on.
+- Each stretch of the timeline is cut where a new version of the plan takes effect; each recurring
+  or quantity charge of the version in force gives a span: a recurring charge costs price x
+  quantity a period, a quantity charge what its model makes of the quantity.
+- One-time charges fall on the activation or the termination day, at the version then in force.
+- Usage charges are billed from rated records (not yet).
+- Invoiced lines are those of every invoice and credit note of the account that is not cancelled.
+
+A charge keeps one identity across plan changes when its code, period, billing and proration are
+the same, so a plan change repairs it by price (credit the old, charge the new); otherwise the code
+gets its period and billing appended.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+from obol.billing import charges
+from obol.billing.charge_models import Tier, price_quantity
+from obol.billing.models import Invoice, InvoiceLine
+from obol.catalog.models import Charge, PricePlanVersion
+from obol.core.money import EXACT
+from obol.core.periods import Cycle, Period
+from obol.customers.models import BillingAccount
+from obol.subscriptions import timeline
+from obol.subscriptions.models import Subscription
+from obol.subscriptions.services import steps_of
+
+BILLED_STATES = {timeline.ACTIVE, timeline.SUSPENDED}
+
+
+def _versions(plan_ids) -> dict[int, list[PricePlanVersion]]:
+    found = defaultdict(list)
+    for version in (PricePlanVersion.objects.filter(plan_id__in=plan_ids).select_related("plan")
+                    .prefetch_related("charges__tiers").order_by("plan_id", "effective_from")):
+        found[version.plan_id].append(version)
+    return found
+
+
+def _stretches(steps: list[timeline.Step], versions: dict[int, list[PricePlanVersion]]):
+    """(start, end or None, step, version) for every billed stretch, cut at version changes."""
+    for index, step in enumerate(steps):
+        end = steps[index + 1].effective_date if index + 1 < len(steps) else None
+        if step.status not in BILLED_STATES or (end is not None and end <= step.effective_date):
+            continue
+        own = versions.get(step.plan_id, [])
+        cuts = [v.effective_from for v in own if step.effective_date < v.effective_from and (end is None or
+                                                                                              v.effective_from < end)]
+        bounds = [step.effective_date, *cuts]
+        for n, start in enumerate(bounds):
+            stop = bounds[n + 1] if n + 1 < len(bounds) else end
+            version = next((v for v in reversed(own) if v.effective_from <= start), None)
+            if version is None:
+                continue
+            if step.status == timeline.SUSPENDED and not version.bill_during_suspension:
+                continue
+            yield start, stop, step, version
+
+
+def _per_period(charge: Charge, quantity: Decimal) -> Decimal:
+    if charge.kind == Charge.Kind.RECURRING:
+        return EXACT.multiply(charge.price, quantity)
+    tiers = [Tier(t.up_to, t.unit_price, t.flat_fee) for t in charge.tiers.all()]
+    return price_quantity(charge.model, quantity, price=charge.price, tiers=tiers,
+                          package_size=charge.package_size).amount
+
+
+def _label(version: PricePlanVersion, quantity: Decimal) -> str:
+    return version.plan.name if quantity == 1 else f"{version.plan.name} x {quantity.normalize()}"
+
+
+def subscription_events(account: BillingAccount, subscription: Subscription, steps: list[timeline.Step],
+                        versions: dict[int, list[PricePlanVersion]]):
+    spans: dict[tuple, list[charges.Span]] = defaultdict(list)
+    kinds: dict[tuple, Charge] = {}
+    for start, stop, step, version in _stretches(steps, versions):
+        for charge in version.charges.all():
+            if charge.kind not in (Charge.Kind.RECURRING, Charge.Kind.QUANTITY):
+                continue
+            key = (charge.code, charge.period, charge.billing, charge.prorate)
+            kinds.setdefault(key, charge)
+            spans[key].append(charges.Span(start, stop, _per_period(charge, step.quantity),
+                                           _label(version, step.quantity)))
+    codes = defaultdict(int)
+    for code, *_ in spans:
+        codes[code] += 1
+    recurring = []
+    for key, found in spans.items():
+        code, period, billing, prorate = key
+        charge = kinds[key]
+        start = subscription.start_date
+        cycle = Cycle(period or "month", day=account.bill_cycle_day, month=start.month, weekday=start.weekday())
+        recurring.append(charges.RecurringCharge(
+            str(subscription.pk), code if codes[code] == 1 else f"{code}/{period}/{billing}", charge.name, cycle,
+            billing or charges.ADVANCE, prorate, tuple(found), charge.tax_category))
+    one_time = []
+    for step in steps:
+        event = {timeline.ACTIVE: Charge.Event.ACTIVATION, timeline.TERMINATED: Charge.Event.TERMINATION}.get(
+            step.status) if step.kind in ("activate", "terminate") else None
+        if event is None:
+            continue
+        version = next((v for v in reversed(versions.get(step.plan_id, [])) if v.effective_from <= step.effective_date),
+                       None)
+        for charge in version.charges.all() if version else ():
+            if charge.kind == Charge.Kind.ONE_TIME and charge.event == event:
+                one_time.append(charges.OneTimeCharge(str(subscription.pk), charge.code, charge.name,
+                                                      step.effective_date, charge.price, charge.tax_category))
+    return recurring, one_time
+
+
+def invoiced_lines(account: BillingAccount) -> tuple[charges.Line, ...]:
+    rows = InvoiceLine.objects.filter(invoice__account=account).exclude(invoice__state=Invoice.State.CANCELLED)
+    return tuple(
+        charges.Line(str(r.subscription_id), r.charge_code, r.name, r.kind, r.amount, r.service_start, r.service_end,
+                     per_period=r.per_period,
+                     period=Period(r.period_start, r.period_end) if r.period_start else None,
+                     tax_category=r.tax_category, reverses=str(r.reverses_id) if r.reverses_id else None,
+                     id=str(r.pk), label=r.label)
+        for r in rows.order_by("pk"))
+
+
+def account_events(account: BillingAccount, target: date) -> charges.Events:
+    """The billing events of `account` that can matter on `target`."""
+    subscriptions = list(Subscription.objects.filter(account=account, start_date__lte=target))
+    steps = {s.pk: steps_of(s) for s in subscriptions}
+    versions = _versions({step.plan_id for found in steps.values() for step in found})
+    recurring, one_time = [], []
+    for subscription in subscriptions:
+        r, o = subscription_events(account, subscription, steps[subscription.pk], versions)
+        recurring += r
+        one_time += o
+    return charges.Events(tuple(recurring), tuple(one_time), invoiced_lines(account))

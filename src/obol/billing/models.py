@@ -1,0 +1,134 @@
+"""Invoices and what they need: VAT rates, invoices and credit notes with their lines and VAT
+breakdown.
+
+An invoice is `draft` when generated, then `accepted` (approved) or `cancelled`; an accepted
+invoice is `issued`, which gives it its number from the tenant's series, its due date and its open
+amount, and from then on it never changes (corrections are credit notes); then `sent`. Every
+transition leaves an audit row. A line keeps what the charge calculation needs to repair it later:
+the subscription and charge, the service days, the period and what a whole period cost; a credit
+names the line it reverses.
+"""
+from __future__ import annotations
+
+from django.db import models
+
+from obol.core import clock
+from obol.core.fields import ExactDecimalField, UnitField
+from obol.core.tenancy import TenantOwned
+
+
+class TaxRate(TenantOwned):
+    """A VAT rate of a country and a product tax category, in force from `valid_from` until
+    `valid_to` (excluded; empty: open)."""
+
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2")
+    category = models.CharField(max_length=40, default="standard", help_text="The catalog's tax category")
+    rate = ExactDecimalField(help_text="Percent: 23 means 23%")
+    code = models.CharField(max_length=4, default="S", help_text="EN 16931 VAT category code (S, Z, E, AE, K, G, O)")
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["country", "category", "valid_from"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "country", "category", "valid_from"],
+                                               name="tax_rate_from_per_category")]
+
+    def __str__(self) -> str:
+        return f"{self.country} {self.category} {self.rate}% from {self.valid_from}"
+
+
+class Invoice(TenantOwned):
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", "Invoice"
+        CREDIT_NOTE = "credit_note", "Credit note"
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACCEPTED = "accepted", "Accepted"
+        CANCELLED = "cancelled", "Cancelled"
+        ISSUED = "issued", "Issued"
+        SENT = "sent", "Sent"
+
+    account = models.ForeignKey("customers.BillingAccount", on_delete=models.PROTECT, related_name="invoices")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INVOICE)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    number = models.CharField(max_length=60, blank=True, help_text="Assigned at issue, from the tenant's series")
+    invoice_date = models.DateField(help_text="The date the charges were calculated for (the bill run's date)")
+    issue_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    currency = UnitField(money_only=True)
+    prices_include_tax = models.BooleanField(default=False)
+    net = ExactDecimalField(default=0)
+    tax = ExactDecimalField(default=0)
+    gross = ExactDecimalField(default=0)
+    open_amount = ExactDecimalField(default=0, help_text="What is still to be paid (set at issue)")
+    credited = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes",
+                                 help_text="A credit note: the invoice it corrects")
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+    issued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-invoice_date", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], condition=~models.Q(number=""),
+                                    name="invoice_number_per_tenant"),
+        ]
+        indexes = [models.Index(fields=["account", "state"]), models.Index(fields=["tenant", "state", "invoice_date"])]
+
+    def __str__(self) -> str:
+        return self.number or f"{self.get_kind_display()} draft #{self.pk}"
+
+
+class InvoiceLine(TenantOwned):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    subscription = models.ForeignKey("subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    charge_code = models.CharField(max_length=120)
+    kind = models.CharField(max_length=12, help_text="recurring | one_time")
+    name = models.CharField(max_length=200)
+    label = models.CharField(max_length=200, blank=True, help_text="The plan or quantity the line was priced at")
+    amount = ExactDecimalField(help_text="Rounded per line; negative for a credit")
+    service_start = models.DateField()
+    service_end = models.DateField(help_text="Excluded")
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+    per_period = ExactDecimalField(null=True, blank=True, help_text="What a whole period cost at this price")
+    tax_category = models.CharField(max_length=40, default="standard")
+    tax_code = models.CharField(max_length=4, default="S")
+    tax_rate = ExactDecimalField(default=0)
+    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        indexes = [models.Index(fields=["subscription", "charge_code"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.service_start}–{self.service_end}: {self.amount}"
+
+
+class InvoiceTax(TenantOwned):
+    """One row of an invoice's VAT breakdown (EN 16931 BG-23)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="taxes")
+    code = models.CharField(max_length=4)
+    rate = ExactDecimalField()
+    taxable = ExactDecimalField()
+    tax = ExactDecimalField()
+
+    class Meta:
+        ordering = ["invoice", "-rate"]
+
+
+class BillingSettings(TenantOwned):
+    """How a tenant invoices."""
+
+    number_pattern = models.CharField(
+        max_length=80, default="INV/{yyyy}/{seq:06}",
+        help_text="Invoice numbers: {yyyy} {mm} {dd} of the issue date, {seq} (with a width, e.g. {seq:06}); "
+                  "the sequence restarts with each year (or month) the pattern names")
+    credit_note_pattern = models.CharField(max_length=80, default="CN/{yyyy}/{seq:06}")
+    prices_include_tax = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="billing_settings_one_per_tenant")]

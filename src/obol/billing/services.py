@@ -1,0 +1,156 @@
+"""Invoices through their life: generate (a draft from the charge calculation), accept, cancel,
+issue (a gapless number from the tenant's series, the due date, the open amount). One
+transaction each; every transition is in the audit trail; an issued invoice never changes.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from django.db import transaction
+
+from obol.balances.services import lock_account
+from obol.billing import charges, events, tax
+from obol.billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceTax, TaxRate
+from obol.core import audit, clock, numbering
+from obol.core.actors import Actor
+from obol.core.errors import IllegalTransition, ValidationFailed
+from obol.core.tenancy import current_tenant
+from obol.customers.models import BillingAccount
+
+State = Invoice.State
+# transition -> (states it may start from, state it leads to)
+TRANSITIONS = {
+    "accept": ({State.DRAFT}, State.ACCEPTED),
+    "cancel": ({State.DRAFT, State.ACCEPTED}, State.CANCELLED),
+    "issue": ({State.ACCEPTED}, State.ISSUED),
+}
+_FIELD = re.compile(r"\{(yyyy|mm|dd|seq)(?::(0?\d+))?\}")
+
+
+def settings() -> BillingSettings:
+    found = BillingSettings.objects.first()
+    return found if found is not None else BillingSettings(tenant=current_tenant())
+
+
+def format_number(pattern: str, day: date, seq: int) -> str:
+    """`INV/{yyyy}/{mm}/{seq:06}` on 2026-11-26, 42 -> `INV/2026/11/000042`."""
+    def field(match: re.Match) -> str:
+        name, width = match.group(1), match.group(2)
+        value = {"yyyy": day.year, "mm": day.month, "dd": day.day, "seq": seq}[name]
+        if name in ("mm", "dd") and width is None:
+            width = "02"
+        return f"{value:{width}d}" if width else str(value)
+
+    if "{seq" not in pattern:
+        raise ValidationFailed(f"number_pattern: {pattern!r} has no {{seq}}", field="number_pattern")
+    return _FIELD.sub(field, pattern)
+
+
+def number_series(pattern: str, kind: str, day: date) -> str:
+    """The counter a number comes from: it restarts with each day, month or year the pattern names."""
+    scope = (f"{day:%Y-%m-%d}" if "{dd" in pattern else f"{day:%Y-%m}" if "{mm" in pattern
+             else f"{day:%Y}" if "{yyyy" in pattern else "all")
+    return f"{kind}:{pattern}:{scope}"
+
+
+def _country(account: BillingAccount) -> str:
+    return account.customer.country or current_tenant().country
+
+
+def _rates(account: BillingAccount, day: date, categories) -> dict[str, tax.TaxRate]:
+    country = _country(account)
+    known = [tax.TaxRate(r.country, r.category, r.rate, r.code, r.valid_from, r.valid_to)
+             for r in TaxRate.objects.filter(country=country, category__in=set(categories))]
+    return {category: tax.rate_for(known, country, category, day) for category in set(categories)}
+
+
+def _store(invoice: Invoice, lines: list[charges.Line], rates: dict[str, tax.TaxRate], rule: str) -> None:
+    ids = {line.id for line in lines if line.id}
+    assert not ids, "new lines have no id"
+    InvoiceLine.objects.bulk_create([
+        InvoiceLine(tenant_id=invoice.tenant_id, invoice=invoice, position=n, subscription_id=int(line.subscription),
+                    charge_code=line.code, kind=line.kind, name=line.name, label=line.label, amount=line.amount,
+                    service_start=line.start, service_end=line.end,
+                    period_start=line.period.start if line.period else None,
+                    period_end=line.period.end if line.period else None, per_period=line.per_period,
+                    tax_category=line.tax_category, tax_code=rates[line.tax_category].code,
+                    tax_rate=rates[line.tax_category].rate,
+                    reverses_id=int(line.reverses) if line.reverses else None)
+        for n, line in enumerate(lines, start=1)])
+    totals = tax.breakdown([(line.amount, rates[line.tax_category]) for line in lines], invoice.currency, rule,
+                           prices_include_tax=invoice.prices_include_tax)
+    InvoiceTax.objects.bulk_create([InvoiceTax(tenant_id=invoice.tenant_id, invoice=invoice, code=s.code, rate=s.rate,
+                                               taxable=s.taxable, tax=s.tax) for s in totals.subtotals])
+    invoice.net, invoice.tax, invoice.gross = totals.net, totals.tax, totals.gross
+    invoice.save(update_fields=["net", "tax", "gross"])
+
+
+@transaction.atomic
+def generate(actor: Actor, account: BillingAccount, target: date) -> Invoice | None:
+    """A draft invoice of what `account` owes on `target` (charges and repairs), or None when
+    nothing is due. Run again for the same day, it returns the same draft: the lines of every
+    invoice not cancelled count as invoiced."""
+    account = lock_account(account)
+    draft = Invoice.objects.filter(account=account, invoice_date=target, kind=Invoice.Kind.INVOICE,
+                                   state=State.DRAFT).first()
+    if draft is not None:
+        return draft
+    lines = charges.calculate(events.account_events(account, target), target, account.currency,
+                              current_tenant().rounding)
+    if not lines:
+        return None
+    rates = _rates(account, target, [line.tax_category for line in lines])
+    invoice = Invoice.objects.create(account=account, invoice_date=target, currency=account.currency,
+                                     prices_include_tax=settings().prices_include_tax)
+    _store(invoice, lines, rates, current_tenant().rounding)
+    audit.record(actor, "invoice.generated", invoice, {"lines": len(lines), "gross": invoice.gross,
+                                                       "invoice_date": target})
+    return invoice
+
+
+def _move(invoice: Invoice, transition: str) -> tuple[Invoice, str]:
+    """The invoice locked, in the state `transition` leads to (not saved), and its state before."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    allowed, target = TRANSITIONS[transition]
+    if invoice.state not in allowed:
+        raise IllegalTransition(f"invoice {invoice} is {invoice.state}; cannot {transition} it (allowed from: "
+                                f"{', '.join(sorted(allowed))})", field="state")
+    before = invoice.state
+    invoice.state = target
+    return invoice, before
+
+
+@transaction.atomic
+def accept(actor: Actor, invoice: Invoice, reason: str = "") -> Invoice:
+    invoice, before = _move(invoice, "accept")
+    invoice.save(update_fields=["state"])
+    audit.record(actor, "invoice.accepted", invoice, {"state": [before, invoice.state]}, reason)
+    return invoice
+
+
+@transaction.atomic
+def cancel(actor: Actor, invoice: Invoice, reason: str = "") -> Invoice:
+    invoice, before = _move(invoice, "cancel")
+    invoice.save(update_fields=["state"])
+    audit.record(actor, "invoice.cancelled", invoice, {"state": [before, invoice.state]}, reason)
+    return invoice
+
+
+@transaction.atomic
+def issue(actor: Actor, invoice: Invoice, on: date | None = None) -> Invoice:
+    """Give an accepted invoice its number (gapless: the series' counter stays locked until this
+    transaction ends), its issue and due dates and its open amount. It never changes after."""
+    invoice, before = _move(invoice, "issue")
+    day = on or clock.today()
+    config = settings()
+    pattern = config.number_pattern if invoice.kind == Invoice.Kind.INVOICE else config.credit_note_pattern
+    invoice.number = format_number(pattern, day, numbering.next_value(number_series(pattern, invoice.kind, day)))
+    invoice.issue_date = day
+    invoice.due_date = day + timedelta(days=invoice.account.payment_terms_days)
+    invoice.open_amount = invoice.gross
+    invoice.issued_at = clock.now()
+    invoice.save(update_fields=["state", "number", "issue_date", "due_date", "open_amount", "issued_at"])
+    audit.record(actor, "invoice.issued", invoice, {"state": [before, invoice.state], "number": invoice.number,
+                                                    "due_date": invoice.due_date, "gross": invoice.gross})
+    return invoice
