@@ -3,7 +3,6 @@ the test database: what it counts are real start/update/terminate cycles, and th
 say was charged is exactly what the pockets lost."""
 import os
 from decimal import Decimal
-from urllib.parse import quote
 
 import pytest
 from bench import charging_load
@@ -15,17 +14,12 @@ from obol.balances import services as balances
 from obol.balances.models import Pocket
 from obol.charging.models import ChargingSession
 from obol.core.tenancy import tenant_context
+from tests.support.databases import database_url
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True),
               pytest.mark.skipif(connection.vendor != "postgresql", reason="the server shares the test database: "
                                                                            "PostgreSQL")]
 TOP_UP = Decimal("1000000.00")
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    return f"postgresql://{quote(db['USER'])}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def test_two_clients_against_gunicorn_charge_exactly_what_the_answers_say(tenant, system):
@@ -36,7 +30,7 @@ def test_two_clients_against_gunicorn_charge_exactly_what_the_answers_say(tenant
         key = create_api_key(system, "load test", "clerk")[1]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "OBOL_DATABASE_URL": _database_url(), "OBOL_DEBUG": "0"}
+    env = {**os.environ, "OBOL_DATABASE_URL": database_url(), "OBOL_DEBUG": "0"}
     with Server(command("plain", port, 2, "sync"), env, base, key).start():
         result = charging_load.run(base, key, msisdns, clients=2, seconds=2, warmup=0.5)
 

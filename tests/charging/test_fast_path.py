@@ -15,7 +15,6 @@ from obol.balances import services as balances
 from obol.balances.models import LedgerEntry, Pocket
 from obol.charging import service as charging
 from obol.charging.models import ChargingSession
-from obol.core.actors import Actor
 from obol.core.clock import frozen
 from obol.core.money import Amount
 from obol.core.tenancy import tenant_context

@@ -2,7 +2,7 @@
 with their lines and VAT breakdown (read-only: only billing.services changes an invoice)."""
 from django.contrib import admin
 
-from obol.billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceTax, TaxRate
+from obol.billing.models import BillingSettings, BillRun, BillRunError, Invoice, InvoiceLine, InvoiceTax, TaxRate
 from obol.core.admin import ReadOnlyAdminMixin, TenantInlineMixin, TenantScopedAdmin
 
 
@@ -33,7 +33,22 @@ class InvoiceTaxInline(ReadOnlyAdminMixin, TenantInlineMixin, admin.TabularInlin
 class InvoiceAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["__str__", "kind", "state", "account", "invoice_date", "issue_date", "due_date", "gross",
                     "open_amount", "currency"]
-    list_filter = ["state", "kind", "currency"]
+    list_filter = ["state", "kind", "currency", "bill_run"]
     search_fields = ["number", "account__number", "account__customer__name"]
     date_hierarchy = "invoice_date"
     inlines = [InvoiceLineInline, InvoiceTaxInline]
+
+
+class BillRunErrorInline(ReadOnlyAdminMixin, TenantInlineMixin, admin.TabularInline):
+    model = BillRunError
+    fields = ["account", "step", "code", "field", "message", "created_at"]
+    extra = 0
+
+
+@admin.register(BillRun)
+class BillRunAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    list_display = ["__str__", "day", "state", "accounts", "invoices", "nothing_due", "errors", "created_by",
+                    "created_at", "finished_at"]
+    list_filter = ["state"]
+    date_hierarchy = "day"
+    inlines = [BillRunErrorInline]

@@ -37,6 +37,55 @@ class TaxRate(TenantOwned):
         return f"{self.country} {self.category} {self.rate}% from {self.valid_from}"
 
 
+class BillRun(TenantOwned):
+    """A mass (or single-account) invoicing process for one day: which accounts it takes, and how
+    far it got. Its steps (generate, accept, cancel, issue) may run again at any time: each
+    account and each invoice is its own transaction, so a run stopped anywhere resumes where it
+    stopped, and an account never gets two invoices."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Generating"
+        GENERATED = "generated", "Generated"
+
+    day = models.DateField(help_text="The date the charges are calculated for")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    every_account = models.BooleanField(default=False, help_text="Every account, whatever its cycle day")
+    cycle_day = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                 help_text="Only accounts with this cycle day (default: those due)")
+    reseller = models.ForeignKey("customers.Reseller", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+    account_numbers = models.JSONField(default=list, blank=True, help_text="Only these accounts")
+    accounts = models.PositiveIntegerField(default=0, help_text="Accounts taken")
+    invoices = models.PositiveIntegerField(default=0, help_text="Invoices generated")
+    nothing_due = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-day", "-pk"]
+
+    def __str__(self) -> str:
+        return f"bill run {self.pk} of {self.day}"
+
+
+class BillRunError(TenantOwned):
+    """Why a step of a bill run failed for one account (it is tried again when the step runs again)."""
+
+    run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="failures")
+    account = models.ForeignKey("customers.BillingAccount", on_delete=models.PROTECT, related_name="+")
+    step = models.CharField(max_length=10)
+    code = models.CharField(max_length=40)
+    field = models.CharField(max_length=60, blank=True)
+    message = models.TextField()
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+
+    class Meta:
+        ordering = ["run", "account"]
+        constraints = [models.UniqueConstraint(fields=["run", "account", "step"], name="bill_run_error_per_step")]
+
+
 class Invoice(TenantOwned):
     class Kind(models.TextChoices):
         INVOICE = "invoice", "Invoice"
@@ -64,6 +113,7 @@ class Invoice(TenantOwned):
     open_amount = ExactDecimalField(default=0, help_text="What is still to be paid (set at issue)")
     credited = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes",
                                  help_text="A credit note: the invoice it corrects")
+    bill_run = models.ForeignKey(BillRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=clock.now, editable=False)
     issued_at = models.DateTimeField(null=True, blank=True)
 

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from obol.balances.services import lock_account
 from obol.billing import charges, events, tax
-from obol.billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceTax, TaxRate
+from obol.billing.models import BillingSettings, BillRun, Invoice, InvoiceLine, InvoiceTax, TaxRate
 from obol.core import audit, clock, numbering
 from obol.core.actors import Actor
 from obol.core.errors import IllegalTransition, ValidationFailed
@@ -87,7 +87,7 @@ def _store(invoice: Invoice, lines: list[charges.Line], rates: dict[str, tax.Tax
 
 
 @transaction.atomic
-def generate(actor: Actor, account: BillingAccount, target: date) -> Invoice | None:
+def generate(actor: Actor, account: BillingAccount, target: date, bill_run: BillRun | None = None) -> Invoice | None:
     """A draft invoice of what `account` owes on `target` (charges and repairs), or None when
     nothing is due. Run again for the same day, it returns the same draft: the lines of every
     invoice not cancelled count as invoiced."""
@@ -95,6 +95,9 @@ def generate(actor: Actor, account: BillingAccount, target: date) -> Invoice | N
     draft = Invoice.objects.filter(account=account, invoice_date=target, kind=Invoice.Kind.INVOICE,
                                    state=State.DRAFT).first()
     if draft is not None:
+        if bill_run is not None and draft.bill_run_id is None:
+            draft.bill_run = bill_run
+            draft.save(update_fields=["bill_run"])
         return draft
     lines = charges.calculate(events.account_events(account, target), target, account.currency,
                               current_tenant().rounding)
@@ -102,7 +105,7 @@ def generate(actor: Actor, account: BillingAccount, target: date) -> Invoice | N
         return None
     rates = _rates(account, target, [line.tax_category for line in lines])
     invoice = Invoice.objects.create(account=account, invoice_date=target, currency=account.currency,
-                                     prices_include_tax=settings().prices_include_tax)
+                                     prices_include_tax=settings().prices_include_tax, bill_run=bill_run)
     _store(invoice, lines, rates, current_tenant().rounding)
     audit.record(actor, "invoice.generated", invoice, {"lines": len(lines), "gross": invoice.gross,
                                                        "invoice_date": target})

@@ -14,8 +14,8 @@ from django.db import transaction
 from obol.api.auth import create_api_key
 from obol.api.models import ApiKey
 from obol.balances import services as balances
-from obol.billing import services as billing
-from obol.billing.models import TaxRate
+from obol.billing import billrun
+from obol.billing.models import BillRun, TaxRate
 from obol.catalog.models import PricePlan
 from obol.catalog.services import load_catalog
 from obol.catalog.tariff_services import load_tariffs
@@ -120,11 +120,10 @@ def _vat(tenant: Tenant) -> None:
 
 
 def _invoices(actor: Actor, today: date) -> int:
-    """Every account's invoice of what is due today, accepted and issued."""
-    issued = 0
-    for account in BillingAccount.objects.order_by("number"):
-        invoice = billing.generate(actor, account, today)
-        if invoice is not None:
-            billing.issue(actor, billing.accept(actor, invoice), today)
-            issued += 1
-    return issued
+    """A bill run of every account for today (the one of an earlier load, resumed): its invoices
+    accepted and issued."""
+    run = BillRun.objects.filter(day=today, every_account=True).first() or billrun.start(actor, today,
+                                                                                        every_account=True)
+    billrun.generate(actor, run)
+    billrun.apply(actor, run, "accept")
+    return billrun.apply(actor, run, "issue", on=today).done

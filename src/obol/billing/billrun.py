@@ -1,0 +1,201 @@
+"""Bill runs: invoicing many accounts for one day, as steps that may each run again.
+
+- `start` records the run: its day and which accounts it takes (those due that day by their cycle
+  day, or every account, or one cycle day, a reseller's, a list of account numbers).
+- `generate` makes each account's draft invoice, one transaction per account. An account's error is
+  recorded against the run and does not stop the others. Running it again resumes: accounts that
+  hold an invoice of the run are skipped, the others are tried again, and `services.generate`
+  never gives an account a second invoice for the day. A run killed anywhere and run again ends with
+  exactly one invoice per account, as an uninterrupted run would.
+- `apply` runs accept, cancel or issue on the run's invoices (all, or a selection), one
+  transaction per invoice, recording errors the same way.
+- `chunk=(k, n)` takes every n-th account from the k-th, so n processes can share a run.
+"""
+from __future__ import annotations
+
+import calendar
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q
+
+from obol.billing import services
+from obol.billing.models import BillRun, BillRunError, Invoice
+from obol.core import audit, clock
+from obol.core.actors import Actor
+from obol.core.errors import ObolError, ValidationFailed
+from obol.core.money import display
+from obol.customers.models import BillingAccount, Reseller
+
+STEPS = {"accept": services.accept, "cancel": services.cancel, "issue": services.issue}
+
+
+@dataclass
+class Summary:
+    run: int
+    step: str
+    day: str
+    taken: int = 0  # accounts (generate) or invoices (other steps) this call worked on
+    done: int = 0  # invoices generated / moved
+    nothing_due: int = 0
+    errors: int = 0
+    skipped: int = 0  # generate: accounts that already hold an invoice of the run
+    seconds: float = 0.0
+    gross: dict[str, str] = field(default_factory=dict)  # currency -> total of the invoices made or moved
+
+    @property
+    def per_second(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "per_second": round(self.per_second, 1)}
+
+    def __str__(self) -> str:
+        money = ", ".join(f"{total} {currency}" for currency, total in sorted(self.gross.items())) or "0"
+        return (f"bill run {self.run} ({self.day}) {self.step}: {self.taken} taken, {self.done} done, "
+                f"{self.nothing_due} with nothing due, {self.skipped} already done, {self.errors} errors; "
+                f"gross {money}; {self.seconds:.1f} s ({self.per_second:,.0f}/s)")
+
+
+def due_on(day: date) -> Q:
+    """Accounts whose monthly cycle starts on `day`: cycle day = the day of the month, or a later
+    cycle day the month does not have when `day` is its last day (31 on 30 April)."""
+    last = calendar.monthrange(day.year, day.month)[1]
+    return Q(bill_cycle_day=day.day) | (Q(bill_cycle_day__gt=day.day) if day.day == last else Q(pk__in=[]))
+
+
+def accounts_of(run: BillRun):
+    accounts = BillingAccount.objects.all()
+    if run.account_numbers:
+        accounts = accounts.filter(number__in=run.account_numbers)
+    elif run.cycle_day:
+        accounts = accounts.filter(bill_cycle_day=run.cycle_day)
+    elif not run.every_account:
+        accounts = accounts.filter(due_on(run.day))
+    if run.reseller_id:
+        accounts = accounts.filter(reseller_id=run.reseller_id)
+    return accounts.order_by("pk")
+
+
+@transaction.atomic
+def start(actor: Actor, day: date, *, every_account: bool = False, cycle_day: int | None = None,
+          reseller: str | None = None, accounts: Sequence[str] = ()) -> BillRun:
+    actor.require_write()
+    if cycle_day is not None and not 1 <= cycle_day <= 31:
+        raise ValidationFailed(f"cycle_day: 1 to 31, not {cycle_day}", field="cycle_day")
+    found_reseller = None
+    if reseller:
+        found_reseller = Reseller.objects.filter(code=reseller).first()
+        if found_reseller is None:
+            raise ValidationFailed(f"reseller: no reseller {reseller!r}", field="reseller")
+    numbers = sorted(set(accounts))
+    if numbers:
+        known = set(BillingAccount.objects.filter(number__in=numbers).values_list("number", flat=True))
+        if missing := [n for n in numbers if n not in known]:
+            raise ValidationFailed(f"accounts: no account {', '.join(missing)}", field="accounts")
+    run = BillRun.objects.create(day=day, every_account=every_account, cycle_day=cycle_day, reseller=found_reseller,
+                                 account_numbers=numbers, created_by=actor.label[:200])
+    run.accounts = accounts_of(run).count()
+    run.save(update_fields=["accounts"])
+    audit.record(actor, "billrun.started", run, {"day": day, "accounts": run.accounts, "every_account": every_account,
+                                                 "cycle_day": cycle_day, "reseller": reseller, "numbers": numbers})
+    return run
+
+
+def _failed(run: BillRun, account_id: int, step: str, error: Exception) -> None:
+    """Keep why the step failed for the account; an unexpected error is kept too (with its type),
+    so one account's bad data never stops the run."""
+    if isinstance(error, ObolError):
+        code, where, message = error.code, error.field or "", error.message
+    else:
+        code, where, message = "unexpected_error", "", f"{type(error).__name__}: {error}"
+    BillRunError.objects.update_or_create(run=run, account_id=account_id, step=step, defaults={
+        "code": code, "field": where, "message": message, "created_at": clock.now()})
+
+
+def _add(summary: Summary, invoice: Invoice) -> None:
+    total = Decimal(summary.gross.get(invoice.currency, "0")) + invoice.gross
+    summary.gross[invoice.currency] = display(total, invoice.currency).split(" ")[0]
+
+
+def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
+             progress: Callable[[int, int], None] | None = None) -> Summary:
+    """Each account's draft invoice (see the module's docstring); `progress(done, total)` after each."""
+    began = time.perf_counter()
+    summary = Summary(run.pk, "generate", run.day.isoformat())
+    k, n = chunk
+    ids = [pk for pk in accounts_of(run).values_list("pk", flat=True) if pk % n == k]
+    holding = set(Invoice.objects.filter(bill_run=run).exclude(state=Invoice.State.CANCELLED)
+                  .values_list("account_id", flat=True))
+    summary.taken = len(ids)
+    for number, account in enumerate(BillingAccount.objects.filter(pk__in=ids).order_by("pk").iterator(), 1):
+        if account.pk in holding:
+            summary.skipped += 1
+        else:
+            try:
+                invoice = services.generate(actor, account, run.day, bill_run=run)
+            except Exception as error:  # noqa: BLE001 - kept against the account; the run goes on
+                _failed(run, account.pk, "generate", error)
+                summary.errors += 1
+            else:
+                BillRunError.objects.filter(run=run, account=account, step="generate").delete()
+                if invoice is None:
+                    summary.nothing_due += 1
+                else:
+                    summary.done += 1
+                    _add(summary, invoice)
+        if progress:
+            progress(number, len(ids))
+    _recount(run)
+    summary.seconds = time.perf_counter() - began
+    return summary
+
+
+def _recount(run: BillRun) -> None:
+    """The run's figures from what is stored (several processes may have worked on it)."""
+    invoices = Invoice.objects.filter(bill_run=run).exclude(state=Invoice.State.CANCELLED)
+    run.invoices = invoices.count()
+    run.errors = BillRunError.objects.filter(run=run, step="generate").count()
+    run.accounts = accounts_of(run).count()
+    run.nothing_due = max(run.accounts - run.invoices - run.errors, 0)
+    if run.errors == 0 and run.state == BillRun.State.OPEN:
+        run.state, run.finished_at = BillRun.State.GENERATED, clock.now()
+    run.save(update_fields=["invoices", "errors", "accounts", "nothing_due", "state", "finished_at"])
+
+
+def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (), accounts: Sequence[str] = (),
+          on: date | None = None, progress: Callable[[int, int], None] | None = None) -> Summary:
+    """`step` (accept, cancel or issue) on the run's invoices that may take it, or on those of
+    `accounts` / with the draft ids or numbers in `numbers`."""
+    if step not in STEPS:
+        raise ValidationFailed(f"step: {step!r} is not one of {', '.join(STEPS)}", field="step")
+    began = time.perf_counter()
+    summary = Summary(run.pk, step, run.day.isoformat())
+    allowed, _ = services.TRANSITIONS[step]
+    invoices = Invoice.objects.filter(bill_run=run, state__in=allowed)
+    if accounts:
+        invoices = invoices.filter(account__number__in=accounts)
+    if numbers:
+        ids = [int(n) for n in numbers if n.isdigit()]
+        invoices = invoices.filter(Q(number__in=numbers) | Q(pk__in=ids, number=""))
+    chosen = list(invoices.order_by("pk").values_list("pk", "account_id"))
+    summary.taken = len(chosen)
+    for count, (pk, account_id) in enumerate(chosen, 1):
+        invoice = Invoice.objects.get(pk=pk)
+        try:
+            moved = STEPS[step](actor, invoice, on) if step == "issue" else STEPS[step](actor, invoice)
+        except Exception as error:  # noqa: BLE001 - kept against the account; the run goes on
+            _failed(run, account_id, step, error)
+            summary.errors += 1
+        else:
+            BillRunError.objects.filter(run=run, account_id=account_id, step=step).delete()
+            summary.done += 1
+            _add(summary, moved)
+        if progress:
+            progress(count, len(chosen))
+    summary.seconds = time.perf_counter() - began
+    return summary
