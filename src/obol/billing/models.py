@@ -182,3 +182,38 @@ class BillingSettings(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant"], name="billing_settings_one_per_tenant")]
+
+
+class InvoiceTemplate(TenantOwned):
+    """The HTML and CSS an invoice document is made from, per language ("" for any), versioned:
+    a change is a new version; the highest version of a language is in force. Django template
+    language; the context is described in docs/billing.md."""
+
+    language = models.CharField(max_length=8, blank=True, help_text="e.g. de; empty: every language without its own")
+    version = models.PositiveIntegerField(editable=False)
+    html = models.TextField()
+    css = models.TextField(blank=True)
+    note = models.CharField(max_length=200, blank=True, help_text="What changed")
+    created_by = models.CharField(max_length=200, blank=True, editable=False)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+
+    class Meta:
+        ordering = ["language", "-version"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "language", "version"],
+                                               name="invoice_template_version")]
+
+    def __str__(self) -> str:
+        return f"invoice template {self.language or '*'} v{self.version}"
+
+
+class InvoiceDocument(TenantOwned):
+    """The PDF of an issued invoice, rendered once and kept: it is what was sent, byte for byte."""
+
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="document")
+    pdf = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    template_version = models.PositiveIntegerField(help_text="0: the built-in template")
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"PDF of {self.invoice}"

@@ -1,20 +1,24 @@
 """Invoices through their life: generate (a draft from the charge calculation), accept, cancel,
-issue (a gapless number from the tenant's series, the due date, the open amount). One
+issue (a gapless number from the tenant's series, the due date, the open amount), send (the PDF by
+e-mail to the account's billing contact, after commit). One
 transaction each; every transition is in the audit trail; an issued invoice never changes.
 """
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, timedelta
 
+from django.core.mail import EmailMessage
 from django.db import transaction
 
 from obol.balances.services import lock_account
-from obol.billing import charges, events, tax
+from obol.billing import charges, documents, events, tax
 from obol.billing.models import BillingSettings, BillRun, Invoice, InvoiceLine, InvoiceTax, TaxRate
 from obol.core import audit, clock, numbering
 from obol.core.actors import Actor
 from obol.core.errors import IllegalTransition, ValidationFailed
+from obol.core.money import display
 from obol.core.tenancy import current_tenant
 from obol.customers.models import BillingAccount
 
@@ -24,6 +28,7 @@ TRANSITIONS = {
     "accept": ({State.DRAFT}, State.ACCEPTED),
     "cancel": ({State.DRAFT, State.ACCEPTED}, State.CANCELLED),
     "issue": ({State.ACCEPTED}, State.ISSUED),
+    "send": ({State.ISSUED, State.SENT}, State.SENT),
 }
 _FIELD = re.compile(r"\{(yyyy|mm|dd|seq)(?::(0?\d+))?\}")
 
@@ -156,4 +161,45 @@ def issue(actor: Actor, invoice: Invoice, on: date | None = None) -> Invoice:
     invoice.save(update_fields=["state", "number", "issue_date", "due_date", "open_amount", "issued_at"])
     audit.record(actor, "invoice.issued", invoice, {"state": [before, invoice.state], "number": invoice.number,
                                                     "due_date": invoice.due_date, "gross": invoice.gross})
+    return invoice
+
+
+log = logging.getLogger(__name__)
+
+
+def _mail(invoice: Invoice, address: str, pdf: bytes, tenant) -> None:
+    message = EmailMessage(subject=f"{tenant.name}: invoice {invoice.number}",
+                           body=(f"Please find attached invoice {invoice.number} of {invoice.issue_date} over "
+                                 f"{display(invoice.gross, invoice.currency)}, due on {invoice.due_date}."),
+                           to=[address])
+    message.attach(f"{invoice.number.replace('/', '-')}.pdf", pdf, "application/pdf")
+    message.send()
+
+
+@transaction.atomic
+def send(actor: Actor, invoice: Invoice, to: str | None = None) -> Invoice:
+    """E-mail an issued invoice's PDF (the stored one) to `to` or the account's billing contact.
+    The mail leaves after the transaction commits; if the mail server refuses it, the invoice goes
+    back to issued and the failure is in its history."""
+    invoice, before = _move(invoice, "send")
+    contact = invoice.account.billing_contact
+    address = to or (contact.email if contact is not None else "")
+    if not address:
+        raise ValidationFailed(f"billing_contact: account {invoice.account.number} has no billing contact with an "
+                               "e-mail address", field="billing_contact")
+    pdf = documents.pdf_of(invoice)
+    invoice.save(update_fields=["state"])
+    audit.record(actor, "invoice.sent", invoice, {"state": [before, invoice.state], "to": address})
+    tenant = current_tenant()
+
+    def deliver():
+        try:
+            _mail(invoice, address, pdf, tenant)
+        except OSError as error:
+            log.warning("invoice %s: mail to %s failed: %s", invoice.number, address, error)
+            with transaction.atomic():
+                Invoice.objects.filter(pk=invoice.pk).update(state=before)
+                audit.record(actor, "invoice.send_failed", invoice, {"to": address, "error": str(error)[:500]})
+
+    transaction.on_commit(deliver)
     return invoice

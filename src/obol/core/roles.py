@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.db import models
 
 # Apps whose rows belong to a tenant's business (the clerk works in these).
-BUSINESS_APPS = ("catalog", "customers", "subscriptions", "balances", "notifications", "usage")
+BUSINESS_APPS = ("catalog", "customers", "subscriptions", "balances", "notifications", "usage", "charging", "billing")
 # Apps a tenant admin also manages (API keys, tenant settings, audit trail view).
 ADMIN_APPS = (*BUSINESS_APPS, "core", "api")
 
