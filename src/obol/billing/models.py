@@ -135,7 +135,7 @@ class InvoiceLine(TenantOwned):
     subscription = models.ForeignKey("subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="+")
     charge_code = models.CharField(max_length=120)
-    kind = models.CharField(max_length=12, help_text="recurring | one_time")
+    kind = models.CharField(max_length=12, help_text="recurring | one_time | adjustment")
     name = models.CharField(max_length=200)
     label = models.CharField(max_length=200, blank=True, help_text="The plan or quantity the line was priced at")
     amount = ExactDecimalField(help_text="Rounded per line; negative for a credit")
@@ -147,7 +147,10 @@ class InvoiceLine(TenantOwned):
     tax_category = models.CharField(max_length=40, default="standard")
     tax_code = models.CharField(max_length=4, default="S")
     tax_rate = ExactDecimalField(default=0)
-    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                 help_text="The line whose service days this line takes back (repairs, full credit notes)")
+    credits = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                help_text="A credit note's line: the invoice line it credits")
 
     class Meta:
         ordering = ["invoice", "position"]

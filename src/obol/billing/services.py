@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import date, timedelta
+from decimal import Decimal
 
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -145,6 +146,16 @@ def cancel(actor: Actor, invoice: Invoice, reason: str = "") -> Invoice:
     return invoice
 
 
+def _apply_credit(note: Invoice) -> None:
+    """An issued credit note lowers what is open on the invoice it corrects; what the invoice no
+    longer owes (it was paid) stays open on the note, as credit the customer has."""
+    credited = Invoice.objects.select_for_update().get(pk=note.credited_id)
+    applied = min(credited.open_amount, -note.gross) if credited.open_amount > 0 else Decimal(0)
+    credited.open_amount -= applied
+    credited.save(update_fields=["open_amount"])
+    note.open_amount = note.gross + applied
+
+
 @transaction.atomic
 def issue(actor: Actor, invoice: Invoice, on: date | None = None) -> Invoice:
     """Give an accepted invoice its number (gapless: the series' counter stays locked until this
@@ -157,6 +168,8 @@ def issue(actor: Actor, invoice: Invoice, on: date | None = None) -> Invoice:
     invoice.issue_date = day
     invoice.due_date = day + timedelta(days=invoice.account.payment_terms_days)
     invoice.open_amount = invoice.gross
+    if invoice.kind == Invoice.Kind.CREDIT_NOTE and invoice.credited_id:
+        _apply_credit(invoice)
     invoice.issued_at = clock.now()
     invoice.save(update_fields=["state", "number", "issue_date", "due_date", "open_amount", "issued_at"])
     audit.record(actor, "invoice.issued", invoice, {"state": [before, invoice.state], "number": invoice.number,
@@ -203,3 +216,60 @@ def send(actor: Actor, invoice: Invoice, to: str | None = None) -> Invoice:
 
     transaction.on_commit(deliver)
     return invoice
+
+
+@transaction.atomic
+def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | None = None,
+                reason: str = "") -> Invoice:
+    """A draft credit note against an issued invoice (accept and issue it like an invoice; it is
+    numbered from the credit note series).
+
+    - Without `amounts`: the whole invoice. Every line is reversed, so its days count as not
+      invoiced and the next bill run charges them again if they are still due (cancel and re-bill).
+    - With `amounts` ({invoice line id: amount to credit}): those amounts, as adjustments that the
+      charge calculation leaves alone (a goodwill or price correction). A line cannot be credited
+      beyond what is left of it after earlier credit notes.
+    """
+    actor.require_write()
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.kind != Invoice.Kind.INVOICE or invoice.state not in (State.ISSUED, State.SENT):
+        raise IllegalTransition(f"invoice {invoice} is {invoice.state}: only an issued invoice is credited",
+                                field="state")
+    lines = {line.pk: line for line in invoice.lines.all()}
+    credited: dict[int, Decimal] = {}
+    for row in InvoiceLine.objects.filter(invoice__credited=invoice, invoice__kind=Invoice.Kind.CREDIT_NOTE,
+                                          credits__isnull=False).exclude(invoice__state=State.CANCELLED):
+        credited[row.credits_id] = credited.get(row.credits_id, Decimal(0)) + row.amount
+    wanted = {pk: line.amount for pk, line in lines.items()} if amounts is None else dict(amounts)
+    rows = []
+    for pk, amount in wanted.items():
+        line = lines.get(pk)
+        if line is None:
+            raise ValidationFailed(f"amounts: line {pk} is not a line of invoice {invoice}", field="amounts")
+        left = line.amount + credited.get(pk, Decimal(0))
+        if amount == 0 or (amount > 0) != (line.amount > 0) or abs(amount) > abs(left):
+            raise ValidationFailed(f"amounts: line {line.position} ({line.name}) can be credited up to "
+                                   f"{display(left, invoice.currency)}, not {display(amount, invoice.currency)}",
+                                   field="amounts")
+        rows.append((line, amount))
+    note = Invoice.objects.create(account=invoice.account, kind=Invoice.Kind.CREDIT_NOTE, credited=invoice,
+                                  invoice_date=clock.today(), currency=invoice.currency,
+                                  prices_include_tax=invoice.prices_include_tax)
+    InvoiceLine.objects.bulk_create([
+        InvoiceLine(tenant_id=note.tenant_id, invoice=note, position=n, subscription_id=line.subscription_id,
+                    charge_code=line.charge_code, kind=line.kind if amounts is None else "adjustment",
+                    name=line.name, label=line.label, amount=-amount, service_start=line.service_start,
+                    service_end=line.service_end, period_start=line.period_start, period_end=line.period_end,
+                    per_period=line.per_period, tax_category=line.tax_category, tax_code=line.tax_code,
+                    tax_rate=line.tax_rate, reverses=line if amounts is None else None, credits=line)
+        for n, (line, amount) in enumerate(rows, start=1)])
+    rates = {line.tax_category: tax.TaxRate("", line.tax_category, line.tax_rate, line.tax_code) for line, _ in rows}
+    totals = tax.breakdown([(-amount, rates[line.tax_category]) for line, amount in rows], note.currency,
+                           current_tenant().rounding, prices_include_tax=note.prices_include_tax)
+    InvoiceTax.objects.bulk_create([InvoiceTax(tenant_id=note.tenant_id, invoice=note, code=s.code, rate=s.rate,
+                                               taxable=s.taxable, tax=s.tax) for s in totals.subtotals])
+    note.net, note.tax, note.gross = totals.net, totals.tax, totals.gross
+    note.save(update_fields=["net", "tax", "gross"])
+    audit.record(actor, "credit_note.created", note, {"credits": invoice.number, "gross": note.gross,
+                                                      "full": amounts is None}, reason)
+    return note
