@@ -6,8 +6,9 @@ from decimal import Decimal as D
 import pytest
 from django.db import connection
 
+from obol.billing import journal
 from obol.billing import services as billing
-from obol.billing.models import Invoice
+from obol.billing.models import Invoice, InvoiceLine, InvoiceTax, JournalEntry
 from obol.core.tenancy import tenant_context
 from tests.factories import make_account
 from tests.support.race import race
@@ -22,6 +23,12 @@ def test_eight_parallel_issuers_number_400_invoices_without_a_gap(tenant, system
         invoices = Invoice.objects.bulk_create([
             Invoice(tenant=tenant, account=account, state=Invoice.State.ACCEPTED, invoice_date=date(2026, 11, 1),
                     currency="EUR", net=D("10.00"), gross=D("11.90"), tax=D("1.90")) for _ in range(400)])
+        InvoiceLine.objects.bulk_create([
+            InvoiceLine(tenant=tenant, invoice=invoice, position=1, charge_code="fee", kind="one_time", name="Fee",
+                        amount=D("10.00"), service_start=date(2026, 11, 1), service_end=date(2026, 11, 2),
+                        tax_rate=D("19")) for invoice in invoices])
+        InvoiceTax.objects.bulk_create([InvoiceTax(tenant=tenant, invoice=invoice, code="S", rate=D("19"),
+                                                   taxable=D("10.00"), tax=D("1.90")) for invoice in invoices])
     shares = [invoices[n::8] for n in range(8)]
 
     def issuer(share):
@@ -32,3 +39,4 @@ def test_eight_parallel_issuers_number_400_invoices_without_a_gap(tenant, system
     assert numbers == [f"INV/2026/{n:06d}" for n in range(1, 401)]
     with tenant_context(tenant):
         assert Invoice.objects.filter(state=Invoice.State.ISSUED).count() == 400
+        assert journal.unbalanced() == [] and JournalEntry.objects.count() == 400

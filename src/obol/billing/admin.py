@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from obol.billing import documents
 
 from obol.billing.models import (BillingSettings, BillRun, BillRunError, Invoice, InvoiceLine, InvoiceTax,
-                                 InvoiceTemplate, TaxRate)
+                                 InvoiceTemplate, JournalEntry, JournalLine, TaxRate)
 from obol.core.admin import ReadOnlyAdminMixin, TenantInlineMixin, TenantScopedAdmin
 
 
@@ -24,7 +24,8 @@ class TaxRateAdmin(TenantScopedAdmin):
 
 @admin.register(BillingSettings)
 class BillingSettingsAdmin(TenantScopedAdmin):
-    list_display = ["tenant", "number_pattern", "credit_note_pattern", "prices_include_tax"]
+    list_display = ["tenant", "number_pattern", "credit_note_pattern", "prices_include_tax", "receivables_account",
+                    "revenue_account", "vat_account"]
 
 
 class InvoiceLineInline(ReadOnlyAdminMixin, TenantInlineMixin, admin.TabularInline):
@@ -117,3 +118,17 @@ class BillRunAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_filter = ["state"]
     date_hierarchy = "day"
     inlines = [BillRunErrorInline]
+
+
+class JournalLineInline(ReadOnlyAdminMixin, TenantInlineMixin, admin.TabularInline):
+    model = JournalLine
+    fields = readonly_fields = ["account", "debit", "credit", "currency"]
+    extra = 0
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    list_display = ["day", "description", "invoice"]
+    date_hierarchy = "day"
+    search_fields = ["description", "invoice__number"]
+    inlines = [JournalLineInline]

@@ -73,6 +73,7 @@ class RecurringCharge:
     prorate: bool
     spans: tuple[Span, ...]
     tax_category: str = "standard"
+    revenue_account: str = ""
 
     def __post_init__(self):
         if self.billing not in (ADVANCE, ARREARS):
@@ -90,6 +91,7 @@ class OneTimeCharge:
     on: date
     amount: Decimal
     tax_category: str = "standard"
+    revenue_account: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Line:
     reverses: str | None = None  # a credit: the id of the invoiced line it corrects
     id: str = ""  # an invoiced line's own id
     label: str = ""
+    revenue_account: str = ""
 
     @property
     def days(self) -> int:
@@ -224,7 +227,7 @@ def _credits(excess: Intervals, items: list[Line], credits: list[Line], rounder:
                 amount = -rounder(EXACT.multiply(item.amount, Decimal(days)) / Decimal(item.days))
             out.append(Line(item.subscription, item.code, item.name, RECURRING, amount, part[0], part[1],
                             per_period=item.per_period, period=item.period, tax_category=item.tax_category,
-                            reverses=item.id, label=item.label))
+                            reverses=item.id, label=item.label, revenue_account=item.revenue_account))
             reversed_days += days
             reversed_amount += amount
     return out
@@ -254,7 +257,7 @@ def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: d
                 value = price if whole else EXACT.multiply(price, Decimal((end - start).days)) / Decimal(period.days)
                 lines.append(Line(charge.subscription, charge.code, charge.name, RECURRING, rounder(value), start, end,
                                   per_period=price, period=period, tax_category=charge.tax_category,
-                                  label=labels.get(price, "")))
+                                  label=labels.get(price, ""), revenue_account=charge.revenue_account))
             lines += _credits(_subtract(covered, wanted), price_items, price_credits, rounder)
     return lines
 
@@ -277,12 +280,13 @@ def one_time_lines(charges: Sequence[OneTimeCharge], invoiced: Sequence[Line], t
             continue
         if left != 0:
             lines.append(Line(item.subscription, item.code, item.name, ONE_TIME, -left, item.start, item.end,
-                              tax_category=item.tax_category, reverses=item.id, label=item.label))
+                              tax_category=item.tax_category, reverses=item.id, label=item.label,
+                              revenue_account=item.revenue_account))
     for key, charge in due.items():
         if key not in seen:
             lines.append(Line(charge.subscription, charge.code, charge.name, ONE_TIME, rounder(charge.amount),
                               charge.on, date.fromordinal(charge.on.toordinal() + 1),
-                              tax_category=charge.tax_category))
+                              tax_category=charge.tax_category, revenue_account=charge.revenue_account))
     return lines
 
 

@@ -38,7 +38,7 @@ BILLED_STATES = {timeline.ACTIVE, timeline.SUSPENDED}
 def _versions(plan_ids) -> dict[int, list[PricePlanVersion]]:
     found = defaultdict(list)
     for version in (PricePlanVersion.objects.filter(plan_id__in=plan_ids).select_related("plan")
-                    .prefetch_related("charges__tiers").order_by("plan_id", "effective_from")):
+                    .prefetch_related("charges__tiers", "charges__product").order_by("plan_id", "effective_from")):
         found[version.plan_id].append(version)
     return found
 
@@ -71,6 +71,10 @@ def _per_period(charge: Charge, quantity: Decimal) -> Decimal:
                           package_size=charge.package_size).amount
 
 
+def _revenue(charge: Charge) -> str:
+    return charge.product.revenue_account if charge.product is not None else ""
+
+
 def _label(version: PricePlanVersion, quantity: Decimal) -> str:
     return version.plan.name if quantity == 1 else f"{version.plan.name} x {quantity.normalize()}"
 
@@ -98,7 +102,7 @@ def subscription_events(account: BillingAccount, subscription: Subscription, ste
         cycle = Cycle(period or "month", day=account.bill_cycle_day, month=start.month, weekday=start.weekday())
         recurring.append(charges.RecurringCharge(
             str(subscription.pk), code if codes[code] == 1 else f"{code}/{period}/{billing}", charge.name, cycle,
-            billing or charges.ADVANCE, prorate, tuple(found), charge.tax_category))
+            billing or charges.ADVANCE, prorate, tuple(found), charge.tax_category, _revenue(charge)))
     one_time = []
     for step in steps:
         event = {timeline.ACTIVE: Charge.Event.ACTIVATION, timeline.TERMINATED: Charge.Event.TERMINATION}.get(
@@ -110,7 +114,8 @@ def subscription_events(account: BillingAccount, subscription: Subscription, ste
         for charge in version.charges.all() if version else ():
             if charge.kind == Charge.Kind.ONE_TIME and charge.event == event:
                 one_time.append(charges.OneTimeCharge(str(subscription.pk), charge.code, charge.name,
-                                                      step.effective_date, charge.price, charge.tax_category))
+                                                      step.effective_date, charge.price, charge.tax_category,
+                                                      _revenue(charge)))
     return recurring, one_time
 
 
@@ -121,7 +126,7 @@ def invoiced_lines(account: BillingAccount) -> tuple[charges.Line, ...]:
                      per_period=r.per_period,
                      period=Period(r.period_start, r.period_end) if r.period_start else None,
                      tax_category=r.tax_category, reverses=str(r.reverses_id) if r.reverses_id else None,
-                     id=str(r.pk), label=r.label)
+                     id=str(r.pk), label=r.label, revenue_account=r.revenue_account)
         for r in rows.order_by("pk"))
 
 

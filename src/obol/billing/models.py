@@ -145,6 +145,7 @@ class InvoiceLine(TenantOwned):
     period_end = models.DateField(null=True, blank=True)
     per_period = ExactDecimalField(null=True, blank=True, help_text="What a whole period cost at this price")
     tax_category = models.CharField(max_length=40, default="standard")
+    revenue_account = models.CharField(max_length=20, blank=True, help_text="Empty: the tenant's default")
     tax_code = models.CharField(max_length=4, default="S")
     tax_rate = ExactDecimalField(default=0)
     reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
@@ -182,6 +183,10 @@ class BillingSettings(TenantOwned):
                   "the sequence restarts with each year (or month) the pattern names")
     credit_note_pattern = models.CharField(max_length=80, default="CN/{yyyy}/{seq:06}")
     prices_include_tax = models.BooleanField(default=False)
+    receivables_account = models.CharField(max_length=20, default="1200")
+    revenue_account = models.CharField(max_length=20, default="4000", help_text="For products without their own")
+    vat_account = models.CharField(max_length=20, default="2200",
+                                   help_text="VAT owed; the journal adds the rate (2200:19)")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant"], name="billing_settings_one_per_tenant")]
@@ -220,3 +225,30 @@ class InvoiceDocument(TenantOwned):
 
     def __str__(self) -> str:
         return f"PDF of {self.invoice}"
+
+
+class JournalEntry(TenantOwned):
+    """A posting of the receivables ledger (double entry): one per issued invoice or credit note."""
+
+    day = models.DateField()
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="journal_entry")
+    description = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+
+    class Meta:
+        ordering = ["day", "pk"]
+        indexes = [models.Index(fields=["tenant", "day"])]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class JournalLine(TenantOwned):
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines")
+    account = models.CharField(max_length=30)
+    debit = ExactDecimalField(default=0)
+    credit = ExactDecimalField(default=0)
+    currency = UnitField(money_only=True)
+
+    class Meta:
+        ordering = ["entry", "pk"]

@@ -14,7 +14,7 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 
 from obol.balances.services import lock_account
-from obol.billing import charges, documents, events, tax
+from obol.billing import charges, documents, events, journal, tax
 from obol.billing.models import BillingSettings, BillRun, Invoice, InvoiceLine, InvoiceTax, TaxRate
 from obol.core import audit, clock, numbering
 from obol.core.actors import Actor
@@ -80,7 +80,8 @@ def _store(invoice: Invoice, lines: list[charges.Line], rates: dict[str, tax.Tax
                     service_start=line.start, service_end=line.end,
                     period_start=line.period.start if line.period else None,
                     period_end=line.period.end if line.period else None, per_period=line.per_period,
-                    tax_category=line.tax_category, tax_code=rates[line.tax_category].code,
+                    tax_category=line.tax_category, revenue_account=line.revenue_account,
+                    tax_code=rates[line.tax_category].code,
                     tax_rate=rates[line.tax_category].rate,
                     reverses_id=int(line.reverses) if line.reverses else None)
         for n, line in enumerate(lines, start=1)])
@@ -170,6 +171,7 @@ def issue(actor: Actor, invoice: Invoice, on: date | None = None) -> Invoice:
     invoice.open_amount = invoice.gross
     if invoice.kind == Invoice.Kind.CREDIT_NOTE and invoice.credited_id:
         _apply_credit(invoice)
+    journal.post(invoice, config)
     invoice.issued_at = clock.now()
     invoice.save(update_fields=["state", "number", "issue_date", "due_date", "open_amount", "issued_at"])
     audit.record(actor, "invoice.issued", invoice, {"state": [before, invoice.state], "number": invoice.number,
@@ -261,7 +263,8 @@ def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | No
                     name=line.name, label=line.label, amount=-amount, service_start=line.service_start,
                     service_end=line.service_end, period_start=line.period_start, period_end=line.period_end,
                     per_period=line.per_period, tax_category=line.tax_category, tax_code=line.tax_code,
-                    tax_rate=line.tax_rate, reverses=line if amounts is None else None, credits=line)
+                    tax_rate=line.tax_rate, reverses=line if amounts is None else None, credits=line,
+                    revenue_account=line.revenue_account)
         for n, (line, amount) in enumerate(rows, start=1)])
     rates = {line.tax_category: tax.TaxRate("", line.tax_category, line.tax_rate, line.tax_code) for line, _ in rows}
     totals = tax.breakdown([(-amount, rates[line.tax_category]) for line, amount in rows], note.currency,

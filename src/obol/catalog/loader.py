@@ -183,6 +183,7 @@ class ProductSpec(Spec):
     name: Name
     description: str = ""
     tax_category: TaxCategory = "standard"
+    revenue_account: str = Field(default="", max_length=20)
 
 
 class TierSpec(Spec):

@@ -27,6 +27,8 @@ class Product(TenantOwned):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     tax_category = models.CharField(max_length=40, default="standard")
+    revenue_account = models.CharField(max_length=20, blank=True,
+                                       help_text="Ledger account of its revenue; empty: the tenant's default")
 
     class Meta:
         ordering = ["code"]

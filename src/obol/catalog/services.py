@@ -214,7 +214,8 @@ class _Writer:
         return outcome
 
     def product(self, spec: loader.ProductSpec, path: str) -> str:
-        values = {"name": spec.name, "description": spec.description, "tax_category": spec.tax_category}
+        values = {"name": spec.name, "description": spec.description, "tax_category": spec.tax_category,
+                  "revenue_account": spec.revenue_account}
         self.products[spec.code], outcome = self.upsert(Product, spec.code, values, path)
         return outcome
 

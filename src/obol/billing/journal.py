@@ -1,0 +1,91 @@
+"""The receivables ledger in double entry: issuing an invoice debits receivables with its gross and
+credits revenue (per product revenue account, net) and VAT (per rate); a credit note posts the
+same with the sides swapped (its amounts are negative). Each entry balances: debits = credits.
+The payments issue will add cash. `export_csv` gives a period's lines for the accounting system.
+
+Accounts come from `BillingSettings`: receivables (default 1200), the default revenue account
+(4000) for products without their own, and the VAT account with the rate appended (2200:19).
+With prices including tax, each VAT row's net is spread over the revenue accounts of its lines in
+proportion to their amounts (rounded at INVOICE_LINE, the last account takes the remainder).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+from obol.billing.models import Invoice, JournalEntry, JournalLine
+from obol.core.money import Amount, display
+from obol.core.rounding import RoundingPlace, round_amount
+from obol.core.tenancy import current_tenant
+
+ZERO = Decimal(0)
+
+
+def _revenue(invoice: Invoice, default_account: str) -> dict[str, Decimal]:
+    lines = list(invoice.lines.all())
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    if not invoice.prices_include_tax:
+        for line in lines:
+            revenue[line.revenue_account or default_account] += line.amount
+        return revenue
+    for row in invoice.taxes.all():
+        group: dict[str, Decimal] = defaultdict(Decimal)
+        for line in lines:
+            if (line.tax_code, line.tax_rate) == (row.code, row.rate):
+                group[line.revenue_account or default_account] += line.amount
+        total, left = sum(group.values(), ZERO), row.taxable
+        for n, (account, amount) in enumerate(sorted(group.items())):
+            share = left if n == len(group) - 1 or total == 0 else round_amount(
+                Amount(row.taxable * amount / total, invoice.currency), RoundingPlace.INVOICE_LINE,
+                current_tenant().rounding).value
+            revenue[account] += share
+            left -= share
+    return revenue
+
+
+def post(invoice: Invoice, settings) -> JournalEntry:
+    """The entry of an invoice or credit note being issued (inside the issuing transaction)."""
+    kind = "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice"
+    entry = JournalEntry.objects.create(day=invoice.issue_date, invoice=invoice,
+                                        description=f"{kind} {invoice.number} to {invoice.account.number}")
+    amounts: list[tuple[str, Decimal]] = [(settings.receivables_account, -invoice.gross)]  # negative: a debit
+    amounts += sorted(_revenue(invoice, settings.revenue_account).items())
+    amounts += [(f"{settings.vat_account}:{row.rate.normalize():f}", row.tax) for row in invoice.taxes.all()]
+    rows = [JournalLine(tenant_id=invoice.tenant_id, entry=entry, account=account, currency=invoice.currency,
+                        debit=-amount if amount < 0 else ZERO, credit=amount if amount > 0 else ZERO)
+            for account, amount in amounts if amount != 0]
+    debits, credits = sum((r.debit for r in rows), ZERO), sum((r.credit for r in rows), ZERO)
+    if debits != credits:  # a bug, never bad input: stop the issue rather than post it
+        raise AssertionError(f"{entry.description}: debits {debits} != credits {credits}")
+    JournalLine.objects.bulk_create(rows)
+    return entry
+
+
+def unbalanced() -> list[str]:
+    """Entries whose debits and credits differ (none, unless something wrote around `post`)."""
+    sums: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for entry_id, debit, credit in JournalLine.objects.values_list("entry_id", "debit", "credit"):
+        sums[entry_id][0] += debit
+        sums[entry_id][1] += credit
+    return [f"entry {pk}: debits {d} != credits {c}" for pk, (d, c) in sorted(sums.items()) if d != c]
+
+
+def _text(value: Decimal, currency: str) -> str:
+    return display(value, currency).rsplit(" ", 1)[0] if value else ""
+
+
+def export_csv(start: date, end: date) -> str:
+    """The journal lines of entries dated from `start` to `end` (excluded), as CSV."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["date", "entry", "document", "account", "debit", "credit", "currency", "description"])
+    lines = (JournalLine.objects.filter(entry__day__gte=start, entry__day__lt=end)
+             .select_related("entry__invoice").order_by("entry__day", "entry_id", "pk"))
+    for line in lines:
+        writer.writerow([line.entry.day.isoformat(), line.entry_id, line.entry.invoice.number, line.account,
+                         _text(line.debit, line.currency), _text(line.credit, line.currency),
+                         line.currency, line.entry.description])
+    return out.getvalue()
