@@ -46,3 +46,6 @@ def test_an_invoice_pdf_opens_from_the_admin(staff, invoice, system):  # noqa: F
     page = staff.get("/admin/billing/invoice/").content.decode()
     assert f"/admin/billing/invoice/{invoice.pk}/pdf/" in page
     assert invoice.number in pdf_text(staff.get(f"/admin/billing/invoice/{invoice.pk}/pdf/"))
+    assert invoice.number in pdf_text(staff.get(f"/admin/billing/invoice/{invoice.pk}/facturx/"))
+    ubl = staff.get(f"/admin/billing/invoice/{invoice.pk}/ubl/")
+    assert ubl["Content-Type"] == "application/xml" and invoice.number.encode() in ubl.content

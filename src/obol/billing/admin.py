@@ -7,9 +7,9 @@ from django.db.models import Max
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from obol.billing import documents
+from obol.billing import documents, einvoice
 
 from obol.billing.models import (BillingSettings, BillRun, BillRunError, Invoice, InvoiceLine, InvoiceTax,
                                  InvoiceTemplate, JournalEntry, JournalLine, TaxRate)
@@ -94,11 +94,28 @@ class InvoiceAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     inlines = [InvoiceLineInline, InvoiceTaxInline]
 
     def pdf(self, obj):
-        return format_html('<a href="{}">PDF</a>', reverse("admin:billing_invoice_pdf", args=[obj.pk]))
+        links = [format_html('<a href="{}">PDF</a>', reverse("admin:billing_invoice_pdf", args=[obj.pk]))]
+        if obj.state in documents.ISSUED:
+            links += [format_html('<a href="{}">Factur-X</a>', reverse("admin:billing_invoice_facturx", args=[obj.pk])),
+                      format_html('<a href="{}">UBL</a>', reverse("admin:billing_invoice_ubl", args=[obj.pk]))]
+        return format_html_join(" · ", "{}", ((link,) for link in links))
 
     def get_urls(self):
-        return [path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="billing_invoice_pdf"),
+        view = self.admin_site.admin_view
+        return [path("<int:pk>/pdf/", view(self.pdf_view), name="billing_invoice_pdf"),
+                path("<int:pk>/facturx/", view(self.facturx_view), name="billing_invoice_facturx"),
+                path("<int:pk>/ubl/", view(self.ubl_view), name="billing_invoice_ubl"),
                 *super().get_urls()]
+
+    def facturx_view(self, request, pk):
+        invoice = get_object_or_404(self.get_queryset(request), pk=pk)
+        return _pdf_response(einvoice.facturx_pdf(invoice), f"{invoice.number.replace('/', '-')}-factur-x")
+
+    def ubl_view(self, request, pk):
+        invoice = get_object_or_404(self.get_queryset(request), pk=pk)
+        response = HttpResponse(einvoice.ubl_xml(invoice), content_type="application/xml")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number.replace("/", "-")}-ubl.xml"'
+        return response
 
     def pdf_view(self, request, pk):
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)

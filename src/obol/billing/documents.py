@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
@@ -57,6 +57,11 @@ def template_for(language: str) -> Template:
     return builtin()
 
 
+def last_day(line) -> date:
+    """The last day of a line's service (its end is excluded)."""
+    return line.service_end - timedelta(days=1)
+
+
 def _amount(value, currency: str) -> str:
     return display(value, currency).rsplit(" ", 1)[0]
 
@@ -67,7 +72,7 @@ def context(invoice: Invoice, language: str) -> dict:
     for line in lines:
         line.amount_text = _amount(line.amount, currency)
         line.tax_rate_text = f"{line.tax_rate.normalize():f}"
-        line.last_day = line.service_end - timedelta(days=1)
+        line.last_day = last_day(line)
     taxes = list(invoice.taxes.all())
     for row in taxes:
         row.rate_text = f"{row.rate.normalize():f}"
