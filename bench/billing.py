@@ -1,0 +1,182 @@
+"""`make bench`, third step: a mass bill run (issue 6) on SQLite and PostgreSQL. Not a test: nothing
+is asserted; the figures are printed beside the goal.
+
+    .venv/bin/python bench/billing.py [--accounts 2000] [--databases sqlite,postgresql] [--pdfs 50]
+
+1. A fresh database (SQLite file in a temporary directory; PostgreSQL `obol_billbench`, dropped
+   first), migrated; a tenant with German VAT, two plans (30.00 and 60.00 a month in advance,
+   prorated, and a per-unit quantity charge of 2.50 on the first) and N accounts (cycle day 1), each
+   with one subscription. Every fourth account is activated on 16 November (proration), every fourth
+   changes plan on 21 November, every fourth is terminated with effect from 11 November, the rest
+   run since October. Bulk inserts, as the services write them (not counted).
+2. A bill run of every account for 1 December: generate, accept, issue, each step timed; invoices/s
+   from generate to issued, and the peak memory of the process.
+3. PDF rendering of the first `--pdfs` issued invoices: documents/s.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+PG_DATABASE = "obol_billbench"
+RUN_DAY = date(2026, 12, 1)
+GOAL = ">= 1,000 invoices/s from generate to issued (without PDF); >= 25 PDFs/s"
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def populate(accounts: int) -> None:
+    """In the tenant in scope (see the module's docstring)."""
+    from obol.billing.models import TaxRate
+    from obol.catalog.models import Charge, PricePlan, PricePlanVersion
+    from obol.core.tenancy import current_tenant
+    from obol.customers.models import BillingAccount, Customer
+    from obol.subscriptions.models import Subscription, SubscriptionChange
+
+    tenant = current_tenant()
+    TaxRate.objects.create(tenant=tenant, country="DE", category="standard", rate=Decimal(19),
+                           valid_from=date(2007, 1, 1))
+    plans = []
+    for code, price in (("bench-a", "30.00"), ("bench-b", "60.00")):
+        plan = PricePlan.objects.create(tenant=tenant, code=code, name=code, currency="EUR")
+        version = PricePlanVersion.objects.create(tenant=tenant, plan=plan, number=1, effective_from=date(2026, 1, 1),
+                                                  content_hash="bench")
+        Charge.objects.create(tenant=tenant, version=version, code="monthly-fee", name="Monthly fee",
+                              kind="recurring", price=Decimal(price), period="month", billing="advance", prorate=True)
+        if code == "bench-a":
+            Charge.objects.create(tenant=tenant, version=version, code="lines", name="Extra lines", kind="quantity",
+                                  model="per_unit", price=Decimal("2.50"), period="month", billing="advance",
+                                  prorate=True)
+        plans.append(plan)
+    a, b = plans
+    customers = Customer.objects.bulk_create(
+        [Customer(tenant=tenant, number=f"C-{i}", name=f"Bench customer {i}") for i in range(accounts)])
+    billing_accounts = BillingAccount.objects.bulk_create(
+        [BillingAccount(tenant=tenant, number=f"B-{i}", customer=c, currency="EUR", bill_cycle_day=1)
+         for i, c in enumerate(customers)])
+    starts = [date(2026, 11, 16) if i % 4 == 0 else date(2026, 10, 1) for i in range(accounts)]
+    subscriptions = Subscription.objects.bulk_create(
+        [Subscription(tenant=tenant, number=f"S-{i}", account=account, plan=a, quantity=Decimal(1 + i % 3),
+                      status="terminated" if i % 4 == 2 else "active", start_date=starts[i],
+                      end_date=date(2026, 11, 11) if i % 4 == 2 else None)
+         for i, account in enumerate(billing_accounts)])
+    changes = []
+    for i, sub in enumerate(subscriptions):
+        rows = [("create", starts[i], "pending", a), ("activate", starts[i], "active", a)]
+        if i % 4 == 1:
+            rows.append(("change_plan", date(2026, 11, 21), "active", b))
+        if i % 4 == 2:
+            rows.append(("terminate", date(2026, 11, 11), "terminated", a))
+        changes += [SubscriptionChange(tenant=tenant, subscription=sub, seq=n, kind=kind, effective_date=day,
+                                       status=status, plan=plan, quantity=sub.quantity)
+                    for n, (kind, day, status, plan) in enumerate(rows, start=1)]
+    SubscriptionChange.objects.bulk_create(changes, batch_size=5000)
+
+
+def measure(accounts: int, pdfs: int) -> dict:
+    """In the tenant in scope: the bill run's steps and the PDFs, timed."""
+    from obol.billing import billrun, documents
+    from obol.billing.models import Invoice
+    from obol.core.actors import Actor
+
+    actor = Actor.process("bench")
+    run = billrun.start(actor, RUN_DAY, every_account=True)
+    out = {}
+    began = time.perf_counter()
+    for step in ("generate", "accept", "issue"):
+        t0 = time.perf_counter()
+        summary = (billrun.generate(actor, run) if step == "generate"
+                   else billrun.apply(actor, run, step, on=RUN_DAY))
+        out[step] = (summary.done, time.perf_counter() - t0)
+    out["total"] = (out["issue"][0], time.perf_counter() - began)
+    out["peak_mib"] = peak_mib()
+    chosen = list(Invoice.objects.filter(state="issued").order_by("pk")[:pdfs])
+    t0 = time.perf_counter()
+    for invoice in chosen:
+        documents.pdf_of(invoice)
+    out["pdf"] = (len(chosen), time.perf_counter() - t0)
+    return out
+
+
+def child(database_url: str, accounts: int, pdfs: int) -> None:
+    """One database, in this process (started by main with OBOL_DATABASE_URL set)."""
+    import django
+    django.setup()
+    from django.core.management import call_command
+
+    from obol.core.models import Tenant
+    from obol.core.tenancy import tenant_context
+
+    t0 = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    tenant = Tenant.objects.create(code="bench", name="Billing bench", country="DE", default_currency="EUR")
+    with tenant_context(tenant):
+        populate(accounts)
+        setup = time.perf_counter() - t0
+        result = measure(accounts, pdfs)
+    print(f"RESULT {setup:.1f} " + " ".join(f"{k}={v[0]}:{v[1]:.3f}" if isinstance(v, tuple) else f"{k}={v:.0f}"
+                                            for k, v in result.items()), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a mass bill run (issue 6)")
+    parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_BILLING_ACCOUNTS", "2000")))
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--pdfs", type=int, default=50)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.accounts, args.pdfs)
+    print(f"bill run: {args.accounts:,} accounts (proration, plan changes, terminations), every account on "
+          f"{RUN_DAY}; generate -> accept -> issue; then {args.pdfs} PDFs")
+    print(f"{'database':<11} {'set-up s':>8} {'generate/s':>11} {'accept/s':>9} {'issue/s':>8} "
+          f"{'invoices/s':>11} {'peak MiB':>9} {'PDFs/s':>7}")
+    for database in [d for d in args.databases.split(",") if d]:
+        with tempfile.TemporaryDirectory() as tmp:
+            if database == "sqlite":
+                url = f"sqlite:///{tmp}/bench.sqlite3"
+            else:
+                subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"DROP DATABASE IF EXISTS {PG_DATABASE}"],
+                               check=True)
+                subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"CREATE DATABASE {PG_DATABASE}"], check=True)
+                url = f"{PG_SERVER}/{PG_DATABASE}"
+            env = {**os.environ, "OBOL_DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "obol.settings",
+                   "OBOL_DEBUG": "0"}
+            done = subprocess.run([sys.executable, __file__, "--child", url, "--accounts", str(args.accounts),
+                                   "--pdfs", str(args.pdfs)], env=env, capture_output=True, text=True, check=False)
+            if database != "sqlite":
+                subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"DROP DATABASE IF EXISTS {PG_DATABASE}"],
+                               check=False)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(f"{database}: failed\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+            continue
+        _, setup, *pairs = line.split()
+        figures = dict(pair.split("=") for pair in pairs)
+
+        def rate(key):
+            n, seconds = figures[key].split(":")
+            return int(n) / float(seconds) if float(seconds) else 0.0
+
+        print(f"{database:<11} {float(setup):>8.1f} {rate('generate'):>11,.0f} {rate('accept'):>9,.0f} "
+              f"{rate('issue'):>8,.0f} {rate('total'):>11,.0f} {float(figures['peak_mib']):>9,.0f} "
+              f"{rate('pdf'):>7,.1f}")
+    print(f"goal: {GOAL}")
+
+
+if __name__ == "__main__":
+    main()
