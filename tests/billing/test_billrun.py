@@ -55,21 +55,22 @@ def test_a_run_stopped_in_the_middle_and_run_again_gives_one_invoice_per_account
     with tenant_context(other_tenant):  # the twin, uninterrupted
         billrun.generate(system, billrun.start(system, date(2026, 12, 1), every_account=True))
     calls = []
-    store = services._store
+    write = services._write
 
-    def killed_at_the_fourth_account(*args, **kwargs):
+    def killed_in_the_second_chunk(drafts):
         calls.append(1)
-        store(*args, **kwargs)  # the lines are written, then the process dies before COMMIT
-        if len(calls) == 4:
+        write(drafts)  # the invoices are written, then the process dies before COMMIT
+        if len(calls) == 2:
             raise KeyboardInterrupt("kill -9")
 
+    monkeypatch.setattr(billrun, "CHUNK", 3)
     with tenant_context(tenant):
         run = billrun.start(system, date(2026, 12, 1), every_account=True)
-        monkeypatch.setattr(services, "_store", killed_at_the_fourth_account)
+        monkeypatch.setattr(services, "_write", killed_in_the_second_chunk)
         with pytest.raises(KeyboardInterrupt):
             billrun.generate(system, run)
-        assert Invoice.objects.count() == 3
-        monkeypatch.setattr(services, "_store", store)
+        assert Invoice.objects.count() == 3  # the first chunk's
+        monkeypatch.setattr(services, "_write", write)
         summary = billrun.generate(system, run)
         assert (summary.taken, summary.skipped, summary.done) == (8, 3, 5)
         again = billrun.generate(system, run)  # and once more: nothing new

@@ -2,13 +2,14 @@
 
 - `start` records the run: its day and which accounts it takes (those due that day by their cycle
   day, or every account, or one cycle day, a reseller's, a list of account numbers).
-- `generate` makes each account's draft invoice, one transaction per account. An account's error is
+- `generate` makes the accounts' draft invoices, CHUNK accounts per transaction, with a handful of
+  queries and bulk inserts per chunk. An account's error (its charges cannot be worked out) is
   recorded against the run and does not stop the others. Running it again resumes: accounts that
-  hold an invoice of the run are skipped, the others are tried again, and `services.generate`
-  never gives an account a second invoice for the day. A run killed anywhere and run again ends with
-  exactly one invoice per account, as an uninterrupted run would.
-- `apply` runs accept, cancel or issue on the run's invoices (all, or a selection), one
-  transaction per invoice, recording errors the same way.
+  hold an invoice of the run are skipped, the others are tried again, and an account never gets a
+  second invoice for the day. A run killed anywhere and run again ends with exactly one invoice per
+  account, as an uninterrupted run would.
+- `apply` runs accept, cancel or issue on the run's invoices (all, or a selection), CHUNK invoices
+  per transaction (`services.move_many`), recording errors the same way.
 - `chunk=(k, n)` takes every n-th account from the k-th, so n processes can share a run.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from obol.core.errors import ObolError, ValidationFailed
 from obol.core.money import display
 from obol.customers.models import BillingAccount, Reseller
 
-STEPS = {"accept": services.accept, "cancel": services.cancel, "issue": services.issue}
+STEPS = ("accept", "cancel", "issue")
 
 
 @dataclass
@@ -122,34 +123,49 @@ def _add(summary: Summary, invoice: Invoice) -> None:
     summary.gross[invoice.currency] = display(total, invoice.currency).split(" ")[0]
 
 
+CHUNK = 500  # accounts per transaction of generate
+
+
 def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
              progress: Callable[[int, int], None] | None = None) -> Summary:
-    """Each account's draft invoice (see the module's docstring); `progress(done, total)` after each."""
+    """Each account's draft invoice (see the module's docstring), CHUNK accounts per transaction
+    (`services.generate_many`: a handful of queries and bulk writes per chunk); `progress(done,
+    total)` after each chunk."""
     began = time.perf_counter()
     summary = Summary(run.pk, "generate", run.day.isoformat())
     k, n = chunk
     ids = [pk for pk in accounts_of(run).values_list("pk", flat=True) if pk % n == k]
     holding = set(Invoice.objects.filter(bill_run=run).exclude(state=Invoice.State.CANCELLED)
                   .values_list("account_id", flat=True))
-    summary.taken = len(ids)
-    for number, account in enumerate(BillingAccount.objects.filter(pk__in=ids).order_by("pk").iterator(), 1):
-        if account.pk in holding:
-            summary.skipped += 1
-        else:
-            try:
-                invoice = services.generate(actor, account, run.day, bill_run=run)
-            except Exception as error:  # noqa: BLE001 - kept against the account; the run goes on
-                _failed(run, account.pk, "generate", error)
+    summary.taken, summary.skipped = len(ids), len([pk for pk in ids if pk in holding])
+    todo = [pk for pk in ids if pk not in holding]
+    versions: dict = {}  # plan versions, read once for the run
+    for start in range(0, len(todo), CHUNK):
+        part = todo[start:start + CHUNK]
+        accounts = list(BillingAccount.objects.filter(pk__in=part).select_related("customer").order_by("pk"))
+        try:
+            outcome = services.generate_many(actor, accounts, run.day, bill_run=run, versions=versions)
+        except ObolError:  # the chunk as a whole failed: account by account, to keep each one's reason
+            outcome = {}
+            for account in accounts:
+                try:
+                    outcome[account.pk] = services.generate(actor, account, run.day, bill_run=run)
+                except Exception as error:  # noqa: BLE001 - kept against the account; the run goes on
+                    outcome[account.pk] = error
+        for account_id, found in outcome.items():
+            if isinstance(found, Exception):
+                _failed(run, account_id, "generate", found)
                 summary.errors += 1
+            elif found is None:
+                summary.nothing_due += 1
             else:
-                BillRunError.objects.filter(run=run, account=account, step="generate").delete()
-                if invoice is None:
-                    summary.nothing_due += 1
-                else:
-                    summary.done += 1
-                    _add(summary, invoice)
+                summary.done += 1
+                _add(summary, found)
+        BillRunError.objects.filter(run=run, step="generate").exclude(
+            account_id__in=[pk for pk, found in outcome.items() if isinstance(found, Exception)]).filter(
+            account_id__in=part).delete()
         if progress:
-            progress(number, len(ids))
+            progress(summary.skipped + start + len(part), len(ids))
     _recount(run)
     summary.seconds = time.perf_counter() - began
     return summary
@@ -184,18 +200,21 @@ def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (),
         invoices = invoices.filter(Q(number__in=numbers) | Q(pk__in=ids, number=""))
     chosen = list(invoices.order_by("pk").values_list("pk", "account_id"))
     summary.taken = len(chosen)
-    for count, (pk, account_id) in enumerate(chosen, 1):
-        invoice = Invoice.objects.get(pk=pk)
-        try:
-            moved = STEPS[step](actor, invoice, on) if step == "issue" else STEPS[step](actor, invoice)
-        except Exception as error:  # noqa: BLE001 - kept against the account; the run goes on
-            _failed(run, account_id, step, error)
-            summary.errors += 1
-        else:
-            BillRunError.objects.filter(run=run, account_id=account_id, step=step).delete()
-            summary.done += 1
-            _add(summary, moved)
+    accounts = dict(chosen)
+    for start in range(0, len(chosen), CHUNK):
+        part = [Invoice(pk=pk) for pk, _ in chosen[start:start + CHUNK]]
+        options = {"on": on} if step == "issue" else {}
+        outcome = services.move_many(actor, part, step, **options)
+        for pk, found in outcome.items():
+            if isinstance(found, ObolError):
+                _failed(run, accounts[pk], step, found)
+                summary.errors += 1
+            else:
+                summary.done += 1
+                _add(summary, found)
+        BillRunError.objects.filter(run=run, step=step, account_id__in=[
+            accounts[pk] for pk, found in outcome.items() if not isinstance(found, ObolError)]).delete()
         if progress:
-            progress(count, len(chosen))
+            progress(start + len(part), len(chosen))
     summary.seconds = time.perf_counter() - began
     return summary

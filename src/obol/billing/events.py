@@ -21,16 +21,18 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
+from django.db.models import F
+
 from obol.billing import charges
 from obol.billing.charge_models import Tier, price_quantity
 from obol.billing.models import Invoice, InvoiceLine
 from obol.catalog.models import Charge, PricePlanVersion
+from obol.core.bulk import filter_in
 from obol.core.money import EXACT
 from obol.core.periods import Cycle, Period
 from obol.customers.models import BillingAccount
 from obol.subscriptions import timeline
-from obol.subscriptions.models import Subscription
-from obol.subscriptions.services import steps_of
+from obol.subscriptions.models import Subscription, SubscriptionChange
 
 BILLED_STATES = {timeline.ACTIVE, timeline.SUSPENDED}
 
@@ -119,25 +121,43 @@ def subscription_events(account: BillingAccount, subscription: Subscription, ste
     return recurring, one_time
 
 
-def invoiced_lines(account: BillingAccount) -> tuple[charges.Line, ...]:
-    rows = InvoiceLine.objects.filter(invoice__account=account).exclude(invoice__state=Invoice.State.CANCELLED)
-    return tuple(
-        charges.Line(str(r.subscription_id), r.charge_code, r.name, r.kind, r.amount, r.service_start, r.service_end,
-                     per_period=r.per_period,
-                     period=Period(r.period_start, r.period_end) if r.period_start else None,
-                     tax_category=r.tax_category, reverses=str(r.reverses_id) if r.reverses_id else None,
-                     id=str(r.pk), label=r.label, revenue_account=r.revenue_account)
-        for r in rows.order_by("pk"))
+def _line(r: InvoiceLine) -> charges.Line:
+    return charges.Line(str(r.subscription_id), r.charge_code, r.name, r.kind, r.amount, r.service_start,
+                        r.service_end, per_period=r.per_period,
+                        period=Period(r.period_start, r.period_end) if r.period_start else None,
+                        tax_category=r.tax_category, reverses=str(r.reverses_id) if r.reverses_id else None,
+                        id=str(r.pk), label=r.label, revenue_account=r.revenue_account)
+
+
+def events_of(accounts: list[BillingAccount], target: date,
+              versions: dict[int, list[PricePlanVersion]] | None = None) -> dict[int, charges.Events]:
+    """The billing events of each account that can matter on `target`, read with a handful of
+    queries for all of them (subscriptions, timelines, plan versions, invoiced lines). `versions`
+    may be a cache shared across calls (plan versions are few and change rarely)."""
+    ids = [account.pk for account in accounts]
+    subscriptions = list(filter_in(Subscription.objects.filter(start_date__lte=target), "account_id", ids))
+    steps: dict[int, list[timeline.Step]] = defaultdict(list)
+    changes = filter_in(SubscriptionChange.objects.order_by("subscription_id", "seq"), "subscription_id",
+                        [s.pk for s in subscriptions])
+    for c in sorted(changes, key=lambda c: (c.subscription_id, c.seq)):
+        steps[c.subscription_id].append(timeline.Step(c.seq, c.kind, c.effective_date, c.status, c.plan_id, c.quantity))
+    versions = {} if versions is None else versions
+    missing = {step.plan_id for found in steps.values() for step in found} - set(versions)
+    versions.update(_versions(missing))
+    invoiced: dict[int, list[charges.Line]] = defaultdict(list)
+    rows = InvoiceLine.objects.exclude(invoice__state=Invoice.State.CANCELLED).annotate(account=F("invoice__account_id"))
+    for row in sorted(filter_in(rows, "invoice__account_id", ids), key=lambda r: r.pk):
+        invoiced[row.account].append(_line(row))
+    by_account = {account.pk: account for account in accounts}
+    recurring: dict[int, list] = defaultdict(list)
+    one_time: dict[int, list] = defaultdict(list)
+    for subscription in subscriptions:
+        r, o = subscription_events(by_account[subscription.account_id], subscription, steps[subscription.pk], versions)
+        recurring[subscription.account_id] += r
+        one_time[subscription.account_id] += o
+    return {pk: charges.Events(tuple(recurring[pk]), tuple(one_time[pk]), tuple(invoiced[pk])) for pk in ids}
 
 
 def account_events(account: BillingAccount, target: date) -> charges.Events:
-    """The billing events of `account` that can matter on `target`."""
-    subscriptions = list(Subscription.objects.filter(account=account, start_date__lte=target))
-    steps = {s.pk: steps_of(s) for s in subscriptions}
-    versions = _versions({step.plan_id for found in steps.values() for step in found})
-    recurring, one_time = [], []
-    for subscription in subscriptions:
-        r, o = subscription_events(account, subscription, steps[subscription.pk], versions)
-        recurring += r
-        one_time += o
-    return charges.Events(tuple(recurring), tuple(one_time), invoiced_lines(account))
+    """The billing events of one account (see `events_of`)."""
+    return events_of([account], target)[account.pk]

@@ -46,22 +46,35 @@ def _revenue(invoice: Invoice, default_account: str) -> dict[str, Decimal]:
     return revenue
 
 
-def post(invoice: Invoice, settings) -> JournalEntry:
-    """The entry of an invoice or credit note being issued (inside the issuing transaction)."""
-    kind = "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice"
-    entry = JournalEntry.objects.create(day=invoice.issue_date, invoice=invoice,
-                                        description=f"{kind} {invoice.number} to {invoice.account.number}")
-    amounts: list[tuple[str, Decimal]] = [(settings.receivables_account, -invoice.gross)]  # negative: a debit
+def _postings(invoice: Invoice, settings) -> list[tuple[str, Decimal]]:
+    """(account, amount) of an invoice's entry: negative amounts are debits."""
+    amounts: list[tuple[str, Decimal]] = [(settings.receivables_account, -invoice.gross)]
     amounts += sorted(_revenue(invoice, settings.revenue_account).items())
     amounts += [(f"{settings.vat_account}:{row.rate.normalize():f}", row.tax) for row in invoice.taxes.all()]
-    rows = [JournalLine(tenant_id=invoice.tenant_id, entry=entry, account=account, currency=invoice.currency,
-                        debit=-amount if amount < 0 else ZERO, credit=amount if amount > 0 else ZERO)
-            for account, amount in amounts if amount != 0]
-    debits, credits = sum((r.debit for r in rows), ZERO), sum((r.credit for r in rows), ZERO)
-    if debits != credits:  # a bug, never bad input: stop the issue rather than post it
-        raise AssertionError(f"{entry.description}: debits {debits} != credits {credits}")
-    JournalLine.objects.bulk_create(rows)
-    return entry
+    return [(account, amount) for account, amount in amounts if amount != 0]
+
+
+def post_many(invoices: list[Invoice], settings) -> list[JournalEntry]:
+    """The entries of invoices and credit notes being issued (inside the issuing transaction): one
+    bulk insert of entries, one of lines. An entry that would not balance stops the issue."""
+    loaded = {i.pk: i for i in Invoice.objects.filter(pk__in=[i.pk for i in invoices])
+              .prefetch_related("lines", "taxes")}
+    entries, rows = [], []
+    for invoice in invoices:
+        kind = "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice"
+        entry = JournalEntry(tenant_id=invoice.tenant_id, day=invoice.issue_date, invoice=invoice,
+                             description=f"{kind} {invoice.number} to {invoice.account.number}")
+        lines = [JournalLine(tenant_id=invoice.tenant_id, entry=entry, account=account, currency=invoice.currency,
+                             debit=-amount if amount < 0 else ZERO, credit=amount if amount > 0 else ZERO)
+                 for account, amount in _postings(loaded[invoice.pk], settings)]
+        debits, credits = sum((r.debit for r in lines), ZERO), sum((r.credit for r in lines), ZERO)
+        if debits != credits:  # a bug, never bad input: stop the issue rather than post it
+            raise AssertionError(f"{entry.description}: debits {debits} != credits {credits}")
+        entries.append(entry)
+        rows += lines
+    JournalEntry.objects.bulk_create(entries, batch_size=1000)
+    JournalLine.objects.bulk_create(rows, batch_size=2000)  # each line takes its entry's id, now known
+    return entries
 
 
 def unbalanced() -> list[str]:

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.core.mail import EmailMessage
 from django.db import transaction
 
-from obol.balances.services import lock_account
+from obol.balances.batch import lock_accounts
 from obol.billing import charges, documents, events, journal, tax
 from obol.billing.models import BillingSettings, BillRun, Invoice, InvoiceLine, InvoiceTax, TaxRate
 from obol.core import audit, clock, numbering
 from obol.core.actors import Actor
-from obol.core.errors import IllegalTransition, ValidationFailed
+from obol.core.errors import IllegalTransition, NotFound, ObolError, ValidationFailed
 from obol.core.money import display
 from obol.core.tenancy import current_tenant
 from obol.customers.models import BillingAccount
@@ -64,59 +65,98 @@ def _country(account: BillingAccount) -> str:
     return account.customer.country or current_tenant().country
 
 
-def _rates(account: BillingAccount, day: date, categories) -> dict[str, tax.TaxRate]:
+def _known_rates() -> list[tax.TaxRate]:
+    return [tax.TaxRate(r.country, r.category, r.rate, r.code, r.valid_from, r.valid_to)
+            for r in TaxRate.objects.all()]
+
+
+@dataclass
+class _Draft:
+    """An invoice about to be written: the row, its lines and VAT rows (unsaved)."""
+
+    invoice: Invoice
+    lines: list[InvoiceLine]
+    taxes: list[InvoiceTax]
+
+
+def _draft(account: BillingAccount, target: date, lines: list[charges.Line], known: list[tax.TaxRate],
+           bill_run: BillRun | None, prices_include_tax: bool, rule: str) -> _Draft:
+    """The invoice of `lines`, with its VAT worked out per rate category (EN 16931)."""
     country = _country(account)
-    known = [tax.TaxRate(r.country, r.category, r.rate, r.code, r.valid_from, r.valid_to)
-             for r in TaxRate.objects.filter(country=country, category__in=set(categories))]
-    return {category: tax.rate_for(known, country, category, day) for category in set(categories)}
+    rates = {category: tax.rate_for(known, country, category, target) for category in {l.tax_category for l in lines}}
+    totals = tax.breakdown([(line.amount, rates[line.tax_category]) for line in lines], account.currency, rule,
+                           prices_include_tax=prices_include_tax)
+    invoice = Invoice(tenant_id=account.tenant_id, account=account, invoice_date=target, currency=account.currency,
+                      prices_include_tax=prices_include_tax, bill_run=bill_run, net=totals.net, tax=totals.tax,
+                      gross=totals.gross)
+    rows = [InvoiceLine(tenant_id=account.tenant_id, position=n, subscription_id=int(line.subscription),
+                        charge_code=line.code, kind=line.kind, name=line.name, label=line.label, amount=line.amount,
+                        service_start=line.start, service_end=line.end,
+                        period_start=line.period.start if line.period else None,
+                        period_end=line.period.end if line.period else None, per_period=line.per_period,
+                        tax_category=line.tax_category, revenue_account=line.revenue_account,
+                        tax_code=rates[line.tax_category].code, tax_rate=rates[line.tax_category].rate,
+                        reverses_id=int(line.reverses) if line.reverses else None)
+            for n, line in enumerate(lines, start=1)]
+    taxes = [InvoiceTax(tenant_id=account.tenant_id, code=t.code, rate=t.rate, taxable=t.taxable, tax=t.tax)
+             for t in totals.subtotals]
+    return _Draft(invoice, rows, taxes)
 
 
-def _store(invoice: Invoice, lines: list[charges.Line], rates: dict[str, tax.TaxRate], rule: str) -> None:
-    ids = {line.id for line in lines if line.id}
-    assert not ids, "new lines have no id"
-    InvoiceLine.objects.bulk_create([
-        InvoiceLine(tenant_id=invoice.tenant_id, invoice=invoice, position=n, subscription_id=int(line.subscription),
-                    charge_code=line.code, kind=line.kind, name=line.name, label=line.label, amount=line.amount,
-                    service_start=line.start, service_end=line.end,
-                    period_start=line.period.start if line.period else None,
-                    period_end=line.period.end if line.period else None, per_period=line.per_period,
-                    tax_category=line.tax_category, revenue_account=line.revenue_account,
-                    tax_code=rates[line.tax_category].code,
-                    tax_rate=rates[line.tax_category].rate,
-                    reverses_id=int(line.reverses) if line.reverses else None)
-        for n, line in enumerate(lines, start=1)])
-    totals = tax.breakdown([(line.amount, rates[line.tax_category]) for line in lines], invoice.currency, rule,
-                           prices_include_tax=invoice.prices_include_tax)
-    InvoiceTax.objects.bulk_create([InvoiceTax(tenant_id=invoice.tenant_id, invoice=invoice, code=s.code, rate=s.rate,
-                                               taxable=s.taxable, tax=s.tax) for s in totals.subtotals])
-    invoice.net, invoice.tax, invoice.gross = totals.net, totals.tax, totals.gross
-    invoice.save(update_fields=["net", "tax", "gross"])
+def _write(drafts: list[_Draft]) -> None:
+    """Bulk inserts: the invoices (their ids come back), then their lines and VAT rows."""
+    Invoice.objects.bulk_create([d.invoice for d in drafts], batch_size=1000)
+    for d in drafts:
+        for row in (*d.lines, *d.taxes):
+            row.invoice = d.invoice
+    InvoiceLine.objects.bulk_create([row for d in drafts for row in d.lines], batch_size=2000)
+    InvoiceTax.objects.bulk_create([row for d in drafts for row in d.taxes], batch_size=2000)
 
 
 @transaction.atomic
+def generate_many(actor: Actor, accounts: list[BillingAccount], target: date, bill_run: BillRun | None = None,
+                  versions: dict | None = None) -> dict[int, Invoice | None | ObolError]:
+    """`generate` for many accounts in one transaction, with a handful of queries and bulk writes
+    whatever their number. Returns per account id: its draft, None (nothing due) or the error that
+    kept it from being invoiced (the others are written all the same)."""
+    actor.require_write()
+    lock_accounts([account.pk for account in accounts])
+    outcome: dict[int, Invoice | None | ObolError] = {}
+    drafts = {d.account_id: d for d in Invoice.objects.filter(
+        account__in=accounts, invoice_date=target, kind=Invoice.Kind.INVOICE, state=State.DRAFT)}
+    stamp = [d for d in drafts.values() if bill_run is not None and d.bill_run_id is None]
+    for draft in stamp:
+        draft.bill_run = bill_run
+    Invoice.objects.bulk_update(stamp, ["bill_run"])
+    outcome.update(drafts)
+    todo = [account for account in accounts if account.pk not in drafts]
+    found = events.events_of(todo, target, versions)
+    known, rule, include = _known_rates(), current_tenant().rounding, settings().prices_include_tax
+    made: list[_Draft] = []
+    for account in todo:
+        try:
+            lines = charges.calculate(found[account.pk], target, account.currency, rule)
+            if not lines:
+                outcome[account.pk] = None
+                continue
+            made.append(_draft(account, target, lines, known, bill_run, include, rule))
+        except ObolError as error:
+            outcome[account.pk] = error
+    _write(made)
+    audit.record_many(actor, "invoice.generated", [
+        (d.invoice, {"lines": len(d.lines), "gross": d.invoice.gross, "invoice_date": target}) for d in made])
+    outcome.update({d.invoice.account_id: d.invoice for d in made})
+    return outcome
+
+
 def generate(actor: Actor, account: BillingAccount, target: date, bill_run: BillRun | None = None) -> Invoice | None:
     """A draft invoice of what `account` owes on `target` (charges and repairs), or None when
     nothing is due. Run again for the same day, it returns the same draft: the lines of every
     invoice not cancelled count as invoiced."""
-    account = lock_account(account)
-    draft = Invoice.objects.filter(account=account, invoice_date=target, kind=Invoice.Kind.INVOICE,
-                                   state=State.DRAFT).first()
-    if draft is not None:
-        if bill_run is not None and draft.bill_run_id is None:
-            draft.bill_run = bill_run
-            draft.save(update_fields=["bill_run"])
-        return draft
-    lines = charges.calculate(events.account_events(account, target), target, account.currency,
-                              current_tenant().rounding)
-    if not lines:
-        return None
-    rates = _rates(account, target, [line.tax_category for line in lines])
-    invoice = Invoice.objects.create(account=account, invoice_date=target, currency=account.currency,
-                                     prices_include_tax=settings().prices_include_tax, bill_run=bill_run)
-    _store(invoice, lines, rates, current_tenant().rounding)
-    audit.record(actor, "invoice.generated", invoice, {"lines": len(lines), "gross": invoice.gross,
-                                                       "invoice_date": target})
-    return invoice
+    found = generate_many(actor, [account], target, bill_run)[account.pk]
+    if isinstance(found, ObolError):
+        raise found
+    return found
 
 
 def _move(invoice: Invoice, transition: str) -> tuple[Invoice, str]:
@@ -131,20 +171,7 @@ def _move(invoice: Invoice, transition: str) -> tuple[Invoice, str]:
     return invoice, before
 
 
-@transaction.atomic
-def accept(actor: Actor, invoice: Invoice, reason: str = "") -> Invoice:
-    invoice, before = _move(invoice, "accept")
-    invoice.save(update_fields=["state"])
-    audit.record(actor, "invoice.accepted", invoice, {"state": [before, invoice.state]}, reason)
-    return invoice
-
-
-@transaction.atomic
-def cancel(actor: Actor, invoice: Invoice, reason: str = "") -> Invoice:
-    invoice, before = _move(invoice, "cancel")
-    invoice.save(update_fields=["state"])
-    audit.record(actor, "invoice.cancelled", invoice, {"state": [before, invoice.state]}, reason)
-    return invoice
+ACTIONS = {"accept": "invoice.accepted", "cancel": "invoice.cancelled", "issue": "invoice.issued"}
 
 
 def _apply_credit(note: Invoice) -> None:
@@ -157,26 +184,82 @@ def _apply_credit(note: Invoice) -> None:
     note.open_amount = note.gross + applied
 
 
+def _number(invoices: list[Invoice], day: date, config: BillingSettings) -> None:
+    """Numbers for invoices being issued, in their order: one block per series from its counter,
+    which stays locked until the transaction ends (gapless, never twice)."""
+    for kind in (Invoice.Kind.INVOICE, Invoice.Kind.CREDIT_NOTE):
+        mine = [invoice for invoice in invoices if invoice.kind == kind]
+        if not mine:
+            continue
+        pattern = config.number_pattern if kind == Invoice.Kind.INVOICE else config.credit_note_pattern
+        first = numbering.next_values(number_series(pattern, kind, day), len(mine))
+        for n, invoice in enumerate(mine):
+            invoice.number = format_number(pattern, day, first + n)
+
+
 @transaction.atomic
+def move_many(actor: Actor, invoices: list[Invoice], transition: str, *, on: date | None = None,
+              reason: str = "") -> dict[int, Invoice | ObolError]:
+    """accept, cancel or issue many invoices in one transaction, a handful of statements whatever
+    their number. Issuing gives each its number (see `_number`), issue and due dates, open amount
+    and journal entry; an issued invoice never changes after. Returns per invoice id the invoice
+    moved, or why it could not move (the others move all the same)."""
+    actor.require_write()
+    allowed, target = TRANSITIONS[transition]
+    locked = list(Invoice.objects.select_for_update(of=("self",)).filter(pk__in=[i.pk for i in invoices])
+                  .select_related("account").order_by("pk"))
+    outcome: dict[int, Invoice | ObolError] = {}
+    moving, before = [], {}
+    for invoice in locked:
+        if invoice.state not in allowed:
+            outcome[invoice.pk] = IllegalTransition(
+                f"invoice {invoice} is {invoice.state}; cannot {transition} it (allowed from: "
+                f"{', '.join(sorted(allowed))})", field="state")
+            continue
+        before[invoice.pk] = invoice.state
+        invoice.state = target
+        moving.append(invoice)
+    fields = ["state"]
+    if transition == "issue" and moving:
+        day, config, now = on or clock.today(), settings(), clock.now()
+        _number(moving, day, config)
+        for invoice in moving:
+            invoice.issue_date, invoice.issued_at = day, now
+            invoice.due_date = day + timedelta(days=invoice.account.payment_terms_days)
+            invoice.open_amount = invoice.gross
+            if invoice.kind == Invoice.Kind.CREDIT_NOTE and invoice.credited_id:
+                _apply_credit(invoice)
+        journal.post_many(moving, config)
+        fields += ["number", "issue_date", "due_date", "open_amount", "issued_at"]
+    Invoice.objects.bulk_update(moving, fields, batch_size=1000)
+    audit.record_many(actor, ACTIONS[transition], [
+        (invoice, {"state": [before[invoice.pk], invoice.state]} | (
+            {"number": invoice.number, "due_date": invoice.due_date, "gross": invoice.gross}
+            if transition == "issue" else {})) for invoice in moving], reason)
+    outcome.update({invoice.pk: invoice for invoice in moving})
+    return outcome
+
+
+def _one(actor: Actor, invoice: Invoice, transition: str, **options) -> Invoice:
+    found = move_many(actor, [invoice], transition, **options).get(invoice.pk)
+    if found is None:
+        raise NotFound(f"invoice {invoice.pk} not found")
+    if isinstance(found, ObolError):
+        raise found
+    return found
+
+
+def accept(actor: Actor, invoice: Invoice, reason: str = "") -> Invoice:
+    return _one(actor, invoice, "accept", reason=reason)
+
+
+def cancel(actor: Actor, invoice: Invoice, reason: str = "") -> Invoice:
+    return _one(actor, invoice, "cancel", reason=reason)
+
+
 def issue(actor: Actor, invoice: Invoice, on: date | None = None) -> Invoice:
-    """Give an accepted invoice its number (gapless: the series' counter stays locked until this
-    transaction ends), its issue and due dates and its open amount. It never changes after."""
-    invoice, before = _move(invoice, "issue")
-    day = on or clock.today()
-    config = settings()
-    pattern = config.number_pattern if invoice.kind == Invoice.Kind.INVOICE else config.credit_note_pattern
-    invoice.number = format_number(pattern, day, numbering.next_value(number_series(pattern, invoice.kind, day)))
-    invoice.issue_date = day
-    invoice.due_date = day + timedelta(days=invoice.account.payment_terms_days)
-    invoice.open_amount = invoice.gross
-    if invoice.kind == Invoice.Kind.CREDIT_NOTE and invoice.credited_id:
-        _apply_credit(invoice)
-    journal.post(invoice, config)
-    invoice.issued_at = clock.now()
-    invoice.save(update_fields=["state", "number", "issue_date", "due_date", "open_amount", "issued_at"])
-    audit.record(actor, "invoice.issued", invoice, {"state": [before, invoice.state], "number": invoice.number,
-                                                    "due_date": invoice.due_date, "gross": invoice.gross})
-    return invoice
+    """Give an accepted invoice its number, issue and due dates and open amount (`move_many`)."""
+    return _one(actor, invoice, "issue", on=on)
 
 
 log = logging.getLogger(__name__)

@@ -42,6 +42,15 @@ def record(actor: Actor, action: str, obj: models.Model, changes: dict | None = 
     )
 
 
+def record_many(actor: Actor, action: str, items: list[tuple[models.Model, dict]], reason: str = "") -> None:
+    """`record` for many objects at once (mass processes): one bulk insert."""
+    AuditEvent.objects.bulk_create([
+        AuditEvent(tenant_id=obj.tenant_id, actor_kind=actor.kind, actor_id=actor.id, actor_label=actor.label[:200],
+                   action=action, object_type=obj._meta.label_lower, object_id=str(obj.pk),
+                   object_repr=str(obj)[:200], changes=jsonable(changes or {}), reason=reason)
+        for obj, changes in items], batch_size=2000)
+
+
 def diff(before: dict, after: dict) -> dict:
     """{field: [old, new]} for the fields whose value changed."""
     return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}

@@ -25,5 +25,16 @@ def next_value(series: str) -> int:
     return counter.last_value
 
 
+def next_values(series: str, count: int) -> int:
+    """A block of `count` consecutive values of the series; returns the first. As `next_value`:
+    inside the caller's transaction, the counter stays locked until it ends."""
+    first = next_value(series)
+    if count > 1:
+        counter = Counter.objects.get(series=series)  # locked by next_value
+        counter.last_value += count - 1
+        counter.save(update_fields=["last_value"])
+    return first
+
+
 def next_number(series: str, prefix: str, width: int = 6) -> str:
     return f"{prefix}{next_value(series):0{width}d}"
