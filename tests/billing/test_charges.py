@@ -6,7 +6,16 @@ from decimal import Decimal as D
 
 import pytest
 
-from obol.billing.charges import ADVANCE, ARREARS, Events, Line, OneTimeCharge, RecurringCharge, Span, calculate
+from obol.billing.charges import (
+    ADVANCE,
+    ARREARS,
+    Events,
+    Line,
+    OneTimeCharge,
+    RecurringCharge,
+    Span,
+    calculate,
+)
 from obol.core.periods import Cycle
 
 MONTHLY_DAY_1 = Cycle("month", day=1)

@@ -55,12 +55,19 @@ RECURRING, ONE_TIME = "recurring", "one_time"
 
 @dataclass(frozen=True)
 class Span:
-    """From `start` to `end` (excluded; None: open) a whole period costs `per_period`."""
+    """From `start` to `end` (excluded; None: open) a whole period costs `per_period`. A span may
+    carry its own terms (a plan version that bills differently): billing, proration, name, tax
+    category, revenue account; empty ones are the charge's."""
 
     start: date
     end: date | None
     per_period: Decimal
     label: str = ""
+    billing: str = ""
+    prorate: bool | None = None
+    name: str = ""
+    tax_category: str = ""
+    revenue_account: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,8 +180,22 @@ def _span_days(span: Span, period: Period) -> tuple[date, date] | None:
     return _overlap((span.start, span.end or period.end), (period.start, period.end))
 
 
+def _first_span(charge: RecurringCharge, period: Period) -> Span | None:
+    """The span in force on the first billed day of `period` (it sets the period's terms)."""
+    pieces = [(days, span) for span in charge.spans if (days := _span_days(span, period))]
+    return min(pieces, key=lambda piece: piece[0][0])[1] if pieces else None
+
+
+def _billing(charge: RecurringCharge, span: Span | None) -> str:
+    return (span.billing if span is not None and span.billing else None) or charge.billing
+
+
+def _prorate(charge: RecurringCharge, span: Span | None) -> bool:
+    return charge.prorate if span is None or span.prorate is None else span.prorate
+
+
 def _due(charge: RecurringCharge, period: Period, billed: Intervals, target: date) -> bool:
-    if charge.billing == ADVANCE:
+    if _billing(charge, _first_span(charge, period)) == ADVANCE:
         return period.start <= target
     if period.end <= target:
         return True
@@ -188,77 +209,113 @@ def _billed(charge: RecurringCharge, period: Period) -> dict[Decimal, Intervals]
     pieces = [(days, span) for span in charge.spans if (days := _span_days(span, period))]
     if not pieces:
         return {}
-    if charge.prorate:
+    first = min(pieces, key=lambda piece: piece[0][0])[1]
+    if _prorate(charge, first):
         for days, span in pieces:
             by_price[span.per_period].append(days)
     else:
-        _, first = min(pieces, key=lambda piece: piece[0][0])
         by_price[first.per_period].append((period.start, period.end))
     return {price: _merge(days) for price, days in by_price.items()}
 
 
-def _periods(charge: RecurringCharge, invoiced: Sequence[Line], target: date) -> list[Period]:
-    """Every service period the events or the invoiced lines touch, up to the target date."""
-    found: set[Period] = {line.period for line in invoiced if line.period is not None}
-    if charge.spans:
-        period = charge.cycle.period_containing(min(span.start for span in charge.spans))
-        ends = [span.end for span in charge.spans]
-        last = None if None in ends else max(ends)
-        while period.start <= target and (last is None or period.start < last):
-            found.add(period)
-            period = charge.cycle.next(period)
-    return sorted(found)
+class _Ledger:
+    """What the invoiced lines of one charge still cover, item by item. An item is a line that
+    reverses nothing; a reversal (a repair credit, a credit note's line) takes days back from the
+    line it names; a reversal that is itself reversed (a credit note of a repair) is undone."""
 
+    def __init__(self, lines: Sequence[Line]):
+        self.items = [line for line in lines if not line.reverses]
+        by_target: dict[str, list[Line]] = defaultdict(list)
+        for line in lines:
+            if line.reverses:
+                by_target[line.reverses].append(line)
+        memo: dict[str, bool] = {}
 
-def _credits(excess: Intervals, items: list[Line], credits: list[Line], rounder: _Rounder) -> list[Line]:
-    """Credit lines for the invoiced days in `excess`, each against the item that billed them."""
-    out = []
-    for item in sorted(items, key=lambda line: line.start):
-        reversed_days = sum(c.days for c in credits if c.reverses == item.id)
-        reversed_amount = sum((c.amount for c in credits if c.reverses == item.id), Decimal(0))
-        for interval in excess:
-            part = _overlap(interval, (item.start, item.end))
-            if part is None:
+        def active(line: Line) -> bool:
+            if line.id not in memo:
+                memo[line.id] = True  # a cycle cannot happen; this only guards against one
+                memo[line.id] = not any(active(r) for r in by_target.get(line.id, ()))
+            return memo[line.id]
+
+        self.taken_days: dict[str, Intervals] = defaultdict(list)
+        self.taken_amount: dict[str, Decimal] = defaultdict(Decimal)
+        for target, reversals in by_target.items():
+            for line in reversals:
+                if active(line):
+                    self.taken_days[target].append((line.start, line.end))
+                    self.taken_amount[target] += line.amount
+
+    def covered(self, price: Decimal, period: Period) -> list[tuple[tuple[date, date], Line]]:
+        """(days, item) still invoiced at `price` within `period`."""
+        out = []
+        for item in self.items:
+            if item.per_period != price:
                 continue
-            days = (part[1] - part[0]).days
-            if reversed_days + days >= item.days:  # the item's last days: what is left of it, exactly
-                amount = -(item.amount + reversed_amount)
-            else:
-                amount = -rounder(EXACT.multiply(item.amount, Decimal(days)) / Decimal(item.days))
-            out.append(Line(item.subscription, item.code, item.name, RECURRING, amount, part[0], part[1],
-                            per_period=item.per_period, period=item.period, tax_category=item.tax_category,
-                            reverses=item.id, label=item.label, revenue_account=item.revenue_account))
-            reversed_days += days
-            reversed_amount += amount
-    return out
+            for piece in _subtract([(item.start, item.end)], _merge(self.taken_days[item.id])):
+                if (part := _overlap(piece, (period.start, period.end))) is not None:
+                    out.append((part, item))
+        return out
+
+    def prices(self, period: Period) -> set[Decimal]:
+        return {item.per_period for item in self.items if _overlap((item.start, item.end), (period.start, period.end))}
+
+    def credit(self, item: Line, days: tuple[date, date], rounder: _Rounder) -> Line:
+        """A line taking `days` back from `item`: its share of the item's amount; the item's last
+        days take exactly what is left of it."""
+        count = (days[1] - days[0]).days
+        left_days = item.days - sum((e - s).days for s, e in _merge(self.taken_days[item.id]))
+        if count >= left_days:
+            amount = -(item.amount + self.taken_amount[item.id])
+        else:
+            amount = -rounder(EXACT.multiply(item.amount, Decimal(count)) / Decimal(item.days))
+        self.taken_days[item.id].append(days)
+        self.taken_amount[item.id] += amount
+        return Line(item.subscription, item.code, item.name, RECURRING, amount, days[0], days[1],
+                    per_period=item.per_period, period=item.period, tax_category=item.tax_category,
+                    reverses=item.id, label=item.label, revenue_account=item.revenue_account)
+
+
+def _periods(charge: RecurringCharge, ledger: _Ledger, target: date) -> list[Period]:
+    """The charge's service periods (its cycle as it is now) from its first billed or invoiced day
+    to the target date: every day is in exactly one of them, whatever cycle older lines were cut by."""
+    starts = [span.start for span in charge.spans] + [item.start for item in ledger.items]
+    if not starts:
+        return []
+    ends = [span.end for span in charge.spans] + [item.end for item in ledger.items]
+    last = None if None in ends else max(ends)
+    found, period = [], charge.cycle.period_containing(min(starts))
+    while period.start <= target and (last is None or period.start < last):
+        found.append(period)
+        period = charge.cycle.next(period)
+    return found
 
 
 def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: date, rounder: _Rounder) -> list[Line]:
-    mine = [line for line in invoiced if line.subscription == charge.subscription and line.code == charge.code
-            and line.kind == RECURRING]
-    labels = {span.per_period: span.label for span in charge.spans}
+    ledger = _Ledger([line for line in invoiced if line.subscription == charge.subscription
+                      and line.code == charge.code and line.kind == RECURRING])
+    spans = {span.per_period: span for span in charge.spans}  # a price's terms: its (last) span's
     lines = []
-    for period in _periods(charge, mine, target):
+    for period in _periods(charge, ledger, target):
         billed = _billed(charge, period)
         if not _due(charge, period, _merge(d for days in billed.values() for d in days), target):
             continue
-        in_period = [line for line in mine if line.period == period]
-        items = [line for line in in_period if not line.is_credit]
-        credits = [line for line in in_period if line.is_credit]
-        prices = set(billed) | {line.per_period for line in items}
-        for price in sorted(prices):
-            price_items = [line for line in items if line.per_period == price]
-            price_credits = [c for c in credits if any(c.reverses == item.id for item in price_items)]
-            covered = _subtract(_merge((line.start, line.end) for line in price_items),
-                                _merge((c.start, c.end) for c in price_credits))
+        for price in sorted(set(billed) | ledger.prices(period)):
+            pieces = ledger.covered(price, period)
+            covered = _merge(days for days, _ in pieces)
             wanted = billed.get(price, [])
+            span = spans.get(price)
             for start, end in _subtract(wanted, covered):
                 whole = (start, end) == (period.start, period.end)
                 value = price if whole else EXACT.multiply(price, Decimal((end - start).days)) / Decimal(period.days)
-                lines.append(Line(charge.subscription, charge.code, charge.name, RECURRING, rounder(value), start, end,
-                                  per_period=price, period=period, tax_category=charge.tax_category,
-                                  label=labels.get(price, ""), revenue_account=charge.revenue_account))
-            lines += _credits(_subtract(covered, wanted), price_items, price_credits, rounder)
+                lines.append(Line(charge.subscription, charge.code, (span.name if span else "") or charge.name,
+                                  RECURRING, rounder(value), start, end, per_period=price, period=period,
+                                  tax_category=(span.tax_category if span else "") or charge.tax_category,
+                                  label=span.label if span else "",
+                                  revenue_account=(span.revenue_account if span else "") or charge.revenue_account))
+            for excess in _subtract(covered, wanted):
+                for days, item in pieces:
+                    if (part := _overlap(excess, days)) is not None:
+                        lines.append(ledger.credit(item, part, rounder))
     return lines
 
 
@@ -273,6 +330,8 @@ def one_time_lines(charges: Sequence[OneTimeCharge], invoiced: Sequence[Line], t
     credits = [line for line in invoiced if line.kind == ONE_TIME and line.is_credit]
     lines, seen = [], set()
     for item in items:
+        if item.start > target:  # not due yet on this date: neither billed nor withdrawn
+            continue
         key = (item.subscription, item.code, item.start)
         left = item.amount + sum((c.amount for c in credits if c.reverses == item.id), Decimal(0))
         if key in due and key not in seen and left != 0:

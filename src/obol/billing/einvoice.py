@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from obol.billing import documents
+from obol.billing import documents, tax
 from obol.billing.models import Invoice
 from obol.core.errors import ValidationFailed
 from obol.core.money import display
@@ -42,9 +42,15 @@ def data(invoice: Invoice) -> dict:
         buyer.update(addr_l1=address.line1, city=address.city, postcode=address.postal_code)
     if customer.tax_id:
         buyer["vat_identifier"] = customer.tax_id
+    rows = list(invoice.lines.order_by("position"))
+    nets = [line.amount for line in rows]
+    if invoice.prices_include_tax:  # EN 16931 lines are net: each VAT row's net spread over its lines
+        totals = tax.Totals(tuple(tax.TaxSubtotal(r.code, r.rate, r.taxable, r.tax) for r in invoice.taxes.all()))
+        nets = tax.line_nets([(line.amount, line.tax_code, line.tax_rate) for line in rows], totals, currency,
+                             tenant.rounding)
     lines = []
-    for line in invoice.lines.order_by("position"):
-        amount = line.amount * flip
+    for line, net in zip(rows, nets, strict=True):
+        amount = net * flip
         item = {"BT-126": str(line.position), "BT-129": "-1" if amount < 0 else "1", "BT-130": "C62",
                 "BT-131": _money(amount, currency), "BT-146": _money(abs(amount), currency),
                 "BT-151": line.tax_code, "BT-152": f"{line.tax_rate:f}",
@@ -64,7 +70,7 @@ def data(invoice: Invoice) -> dict:
         "BG-23": [{"BT-116": _money(row.taxable * flip, currency), "BT-117": _money(row.tax * flip, currency),
                    "BT-118": row.code, "BT-119": f"{row.rate:f}"} for row in invoice.taxes.all()],
         "BG-25": lines,
-        "BT-106": _money(sum((line.amount for line in invoice.lines.all()), Decimal(0)) * flip, currency),
+        "BT-106": _money(sum(nets, Decimal(0)) * flip, currency),
         "BT-109": _money(invoice.net * flip, currency), "BT-110": _money(invoice.tax * flip, currency),
         "BT-112": _money(invoice.gross * flip, currency), "BT-115": _money(invoice.gross * flip, currency),
     }

@@ -11,9 +11,11 @@ the lines its invoices already hold.
 - Usage charges are billed from rated records (not yet).
 - Invoiced lines are those of every invoice and credit note of the account that is not cancelled.
 
-A charge keeps one identity across plan changes when its code, period, billing and proration are
-the same, so a plan change repairs it by price (credit the old, charge the new); otherwise the code
-gets its period and billing appended.
+A charge is known by its code across plan changes and versions, so a plan change repairs it by
+price (credit the old, charge the new). Each span carries the terms of the version it comes from
+(billing, proration, name, tax category, revenue account): a period is billed on the terms in force
+on its first billed day, and its lines take the name, tax category and revenue account of their
+price's span. The service periods follow the cycle of the charge's first version.
 """
 from __future__ import annotations
 
@@ -83,28 +85,24 @@ def _label(version: PricePlanVersion, quantity: Decimal) -> str:
 
 def subscription_events(account: BillingAccount, subscription: Subscription, steps: list[timeline.Step],
                         versions: dict[int, list[PricePlanVersion]]):
-    spans: dict[tuple, list[charges.Span]] = defaultdict(list)
-    kinds: dict[tuple, Charge] = {}
+    spans: dict[str, list[charges.Span]] = defaultdict(list)
+    first: dict[str, Charge] = {}
     for start, stop, step, version in _stretches(steps, versions):
         for charge in version.charges.all():
             if charge.kind not in (Charge.Kind.RECURRING, Charge.Kind.QUANTITY):
                 continue
-            key = (charge.code, charge.period, charge.billing, charge.prorate)
-            kinds.setdefault(key, charge)
-            spans[key].append(charges.Span(start, stop, _per_period(charge, step.quantity),
-                                           _label(version, step.quantity)))
-    codes = defaultdict(int)
-    for code, *_ in spans:
-        codes[code] += 1
+            first.setdefault(charge.code, charge)
+            spans[charge.code].append(charges.Span(
+                start, stop, _per_period(charge, step.quantity), _label(version, step.quantity),
+                billing=charge.billing or charges.ADVANCE, prorate=charge.prorate, name=charge.name,
+                tax_category=charge.tax_category, revenue_account=_revenue(charge)))
     recurring = []
-    for key, found in spans.items():
-        code, period, billing, prorate = key
-        charge = kinds[key]
-        start = subscription.start_date
-        cycle = Cycle(period or "month", day=account.bill_cycle_day, month=start.month, weekday=start.weekday())
+    for code, found in spans.items():
+        charge, start = first[code], subscription.start_date
+        cycle = Cycle(charge.period or "month", day=account.bill_cycle_day, month=start.month, weekday=start.weekday())
         recurring.append(charges.RecurringCharge(
-            str(subscription.pk), code if codes[code] == 1 else f"{code}/{period}/{billing}", charge.name, cycle,
-            billing or charges.ADVANCE, prorate, tuple(found), charge.tax_category, _revenue(charge)))
+            str(subscription.pk), code, charge.name, cycle, charge.billing or charges.ADVANCE, charge.prorate,
+            tuple(found), charge.tax_category, _revenue(charge)))
     one_time = []
     for step in steps:
         event = {timeline.ACTIVE: Charge.Event.ACTIVATION, timeline.TERMINATED: Charge.Event.TERMINATION}.get(

@@ -5,8 +5,8 @@ The payments issue will add cash. `export_csv` gives a period's lines for the ac
 
 Accounts come from `BillingSettings`: receivables (default 1200), the default revenue account
 (4000) for products without their own, and the VAT account with the rate appended (2200:19).
-With prices including tax, each VAT row's net is spread over the revenue accounts of its lines in
-proportion to their amounts (rounded at INVOICE_LINE, the last account takes the remainder).
+With prices including tax, each VAT row's net is spread over its lines in proportion to their
+amounts (`tax.line_nets`), and the lines' nets go to their revenue accounts.
 """
 from __future__ import annotations
 
@@ -16,33 +16,27 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
+from obol.billing import tax
 from obol.billing.models import Invoice, JournalEntry, JournalLine
-from obol.core.money import Amount, display
-from obol.core.rounding import RoundingPlace, round_amount
+from obol.core.bulk import insert_values
+from obol.core.money import display
 from obol.core.tenancy import current_tenant
 
 ZERO = Decimal(0)
 
 
 def _revenue(invoice: Invoice, default_account: str) -> dict[str, Decimal]:
+    """Net revenue per account: the lines' amounts, or with prices including tax their nets
+    (`tax.line_nets`)."""
     lines = list(invoice.lines.all())
+    amounts = [line.amount for line in lines]
+    if invoice.prices_include_tax:
+        totals = tax.Totals(tuple(tax.TaxSubtotal(r.code, r.rate, r.taxable, r.tax) for r in invoice.taxes.all()))
+        amounts = tax.line_nets([(line.amount, line.tax_code, line.tax_rate) for line in lines], totals,
+                                invoice.currency, current_tenant().rounding)
     revenue: dict[str, Decimal] = defaultdict(Decimal)
-    if not invoice.prices_include_tax:
-        for line in lines:
-            revenue[line.revenue_account or default_account] += line.amount
-        return revenue
-    for row in invoice.taxes.all():
-        group: dict[str, Decimal] = defaultdict(Decimal)
-        for line in lines:
-            if (line.tax_code, line.tax_rate) == (row.code, row.rate):
-                group[line.revenue_account or default_account] += line.amount
-        total, left = sum(group.values(), ZERO), row.taxable
-        for n, (account, amount) in enumerate(sorted(group.items())):
-            share = left if n == len(group) - 1 or total == 0 else round_amount(
-                Amount(row.taxable * amount / total, invoice.currency), RoundingPlace.INVOICE_LINE,
-                current_tenant().rounding).value
-            revenue[account] += share
-            left -= share
+    for line, amount in zip(lines, amounts, strict=True):
+        revenue[line.revenue_account or default_account] += amount
     return revenue
 
 
@@ -64,16 +58,17 @@ def post_many(invoices: list[Invoice], settings) -> list[JournalEntry]:
         kind = "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice"
         entry = JournalEntry(tenant_id=invoice.tenant_id, day=invoice.issue_date, invoice=invoice,
                              description=f"{kind} {invoice.number} to {invoice.account.number}")
-        lines = [JournalLine(tenant_id=invoice.tenant_id, entry=entry, account=account, currency=invoice.currency,
-                             debit=-amount if amount < 0 else ZERO, credit=amount if amount > 0 else ZERO)
+        lines = [(account, -amount if amount < 0 else ZERO, amount if amount > 0 else ZERO)
                  for account, amount in _postings(loaded[invoice.pk], settings)]
-        debits, credits = sum((r.debit for r in lines), ZERO), sum((r.credit for r in lines), ZERO)
+        debits, credits = sum((d for _, d, _ in lines), ZERO), sum((c for _, _, c in lines), ZERO)
         if debits != credits:  # a bug, never bad input: stop the issue rather than post it
             raise AssertionError(f"{entry.description}: debits {debits} != credits {credits}")
         entries.append(entry)
-        rows += lines
+        rows.append((entry, invoice, lines))
     JournalEntry.objects.bulk_create(entries, batch_size=1000)
-    JournalLine.objects.bulk_create(rows, batch_size=2000)  # each line takes its entry's id, now known
+    insert_values(JournalLine, ["tenant_id", "entry_id", "account", "debit", "credit", "currency"],
+                  [(invoice.tenant_id, entry.pk, account, debit, credit, invoice.currency)
+                   for entry, invoice, lines in rows for account, debit, credit in lines])
     return entries
 
 

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import Q
 
 from obol.balances.batch import lock_accounts
 from obol.billing import charges, documents, events, journal, tax
 from obol.billing.models import BillingSettings, BillRun, Invoice, InvoiceLine, InvoiceTax, TaxRate
 from obol.core import audit, clock, numbering
+from obol.core.bulk import insert_values, update_column
 from obol.core.actors import Actor
 from obol.core.errors import IllegalTransition, NotFound, ObolError, ValidationFailed
 from obol.core.money import display
@@ -70,13 +73,20 @@ def _known_rates() -> list[tax.TaxRate]:
             for r in TaxRate.objects.all()]
 
 
+_LINE_COLUMNS = ("tenant_id", "invoice_id", "position", "subscription_id", "charge_code", "kind", "name", "label",
+                 "amount", "service_start", "service_end", "period_start", "period_end", "per_period", "tax_category",
+                 "revenue_account", "tax_code", "tax_rate", "reverses_id", "credits_id")
+_TAX_COLUMNS = ("tenant_id", "invoice_id", "code", "rate", "taxable", "tax")
+
+
 @dataclass
 class _Draft:
-    """An invoice about to be written: the row, its lines and VAT rows (unsaved)."""
+    """An invoice about to be written: the row (unsaved), its lines and VAT rows as values in
+    _LINE_COLUMNS / _TAX_COLUMNS order without the invoice id (known once the invoice is inserted)."""
 
     invoice: Invoice
-    lines: list[InvoiceLine]
-    taxes: list[InvoiceTax]
+    lines: list[tuple]
+    taxes: list[tuple]
 
 
 def _draft(account: BillingAccount, target: date, lines: list[charges.Line], known: list[tax.TaxRate],
@@ -89,28 +99,21 @@ def _draft(account: BillingAccount, target: date, lines: list[charges.Line], kno
     invoice = Invoice(tenant_id=account.tenant_id, account=account, invoice_date=target, currency=account.currency,
                       prices_include_tax=prices_include_tax, bill_run=bill_run, net=totals.net, tax=totals.tax,
                       gross=totals.gross)
-    rows = [InvoiceLine(tenant_id=account.tenant_id, position=n, subscription_id=int(line.subscription),
-                        charge_code=line.code, kind=line.kind, name=line.name, label=line.label, amount=line.amount,
-                        service_start=line.start, service_end=line.end,
-                        period_start=line.period.start if line.period else None,
-                        period_end=line.period.end if line.period else None, per_period=line.per_period,
-                        tax_category=line.tax_category, revenue_account=line.revenue_account,
-                        tax_code=rates[line.tax_category].code, tax_rate=rates[line.tax_category].rate,
-                        reverses_id=int(line.reverses) if line.reverses else None)
+    rows = [(n, int(line.subscription), line.code, line.kind, line.name, line.label, line.amount, line.start,
+             line.end, line.period.start if line.period else None, line.period.end if line.period else None,
+             line.per_period, line.tax_category, line.revenue_account, rates[line.tax_category].code,
+             rates[line.tax_category].rate, int(line.reverses) if line.reverses else None, None)
             for n, line in enumerate(lines, start=1)]
-    taxes = [InvoiceTax(tenant_id=account.tenant_id, code=t.code, rate=t.rate, taxable=t.taxable, tax=t.tax)
-             for t in totals.subtotals]
-    return _Draft(invoice, rows, taxes)
+    return _Draft(invoice, rows, [(t.code, t.rate, t.taxable, t.tax) for t in totals.subtotals])
 
 
 def _write(drafts: list[_Draft]) -> None:
     """Bulk inserts: the invoices (their ids come back), then their lines and VAT rows."""
     Invoice.objects.bulk_create([d.invoice for d in drafts], batch_size=1000)
-    for d in drafts:
-        for row in (*d.lines, *d.taxes):
-            row.invoice = d.invoice
-    InvoiceLine.objects.bulk_create([row for d in drafts for row in d.lines], batch_size=2000)
-    InvoiceTax.objects.bulk_create([row for d in drafts for row in d.taxes], batch_size=2000)
+    insert_values(InvoiceLine, _LINE_COLUMNS, [(d.invoice.tenant_id, d.invoice.pk, *row)
+                                               for d in drafts for row in d.lines])
+    insert_values(InvoiceTax, _TAX_COLUMNS, [(d.invoice.tenant_id, d.invoice.pk, *row)
+                                             for d in drafts for row in d.taxes])
 
 
 @transaction.atomic
@@ -210,11 +213,17 @@ def move_many(actor: Actor, invoices: list[Invoice], transition: str, *, on: dat
                   .select_related("account").order_by("pk"))
     outcome: dict[int, Invoice | ObolError] = {}
     moving, before = [], {}
+    repaired = _repaired_by(locked) if transition == "cancel" else {}
     for invoice in locked:
         if invoice.state not in allowed:
             outcome[invoice.pk] = IllegalTransition(
                 f"invoice {invoice} is {invoice.state}; cannot {transition} it (allowed from: "
                 f"{', '.join(sorted(allowed))})", field="state")
+            continue
+        if invoice.pk in repaired:
+            outcome[invoice.pk] = IllegalTransition(
+                f"invoice {invoice}: invoice {repaired[invoice.pk]} repairs its lines; cancel that one first",
+                field="state")
             continue
         before[invoice.pk] = invoice.state
         invoice.state = target
@@ -231,13 +240,23 @@ def move_many(actor: Actor, invoices: list[Invoice], transition: str, *, on: dat
                 _apply_credit(invoice)
         journal.post_many(moving, config)
         fields += ["number", "issue_date", "due_date", "open_amount", "issued_at"]
-    Invoice.objects.bulk_update(moving, fields, batch_size=1000)
+    for name in fields:
+        update_column(Invoice, name, {invoice.pk: getattr(invoice, name) for invoice in moving})
     audit.record_many(actor, ACTIONS[transition], [
         (invoice, {"state": [before[invoice.pk], invoice.state]} | (
             {"number": invoice.number, "due_date": invoice.due_date, "gross": invoice.gross}
             if transition == "issue" else {})) for invoice in moving], reason)
     outcome.update({invoice.pk: invoice for invoice in moving})
     return outcome
+
+
+def _repaired_by(invoices: list[Invoice]) -> dict[int, str]:
+    """Invoices whose lines another invoice (not cancelled) repairs: {invoice id: the other's name}."""
+    found = {}
+    for row in InvoiceLine.objects.filter(reverses__invoice__in=invoices).exclude(
+            invoice__state=State.CANCELLED).exclude(invoice__in=invoices).select_related("invoice", "reverses"):
+        found[row.reverses.invoice_id] = str(row.invoice)
+    return found
 
 
 def _one(actor: Actor, invoice: Invoice, transition: str, **options) -> Invoice:
@@ -303,6 +322,29 @@ def send(actor: Actor, invoice: Invoice, to: str | None = None) -> Invoice:
     return invoice
 
 
+def _credited_vat(invoice: Invoice, note: Invoice, totals: tax.Totals) -> tax.Totals:
+    """The note's VAT per rate such that all the invoice's credit notes together never take back
+    more VAT than the invoice charged: each rate's VAT is that of everything credited so far, less
+    what earlier notes took (two notes of 12.50 at 19% take 2.38 and 2.37, not 2.38 twice)."""
+    earlier = InvoiceTax.objects.filter(invoice__credited=invoice, invoice__kind=Invoice.Kind.CREDIT_NOTE).exclude(
+        invoice=note).exclude(invoice__state=State.CANCELLED)
+    charged = {(row.code, row.rate): row for row in invoice.taxes.all()}
+    rows = []
+    for sub in totals.subtotals:
+        prior = [row for row in earlier if (row.code, row.rate) == (sub.code, sub.rate)]
+        taxable = sum((row.taxable for row in prior), Decimal(0)) + sub.taxable
+        prior_tax = sum((row.tax for row in prior), Decimal(0))
+        original = charged.get((sub.code, sub.rate))
+        if original is not None and -taxable == original.taxable:
+            vat = -original.tax - prior_tax  # everything credited: exactly the VAT charged
+        else:
+            whole = tax.breakdown([(taxable, tax.TaxRate("", "", sub.rate, sub.code))], invoice.currency,
+                                  current_tenant().rounding, prices_include_tax=False)
+            vat = whole.tax - prior_tax
+        rows.append(tax.TaxSubtotal(sub.code, sub.rate, sub.taxable, vat))
+    return totals if invoice.prices_include_tax else tax.Totals(tuple(rows))
+
+
 @transaction.atomic
 def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | None = None,
                 reason: str = "") -> Invoice:
@@ -312,8 +354,9 @@ def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | No
     - Without `amounts`: the whole invoice. Every line is reversed, so its days count as not
       invoiced and the next bill run charges them again if they are still due (cancel and re-bill).
     - With `amounts` ({invoice line id: amount to credit}): those amounts, as adjustments that the
-      charge calculation leaves alone (a goodwill or price correction). A line cannot be credited
-      beyond what is left of it after earlier credit notes.
+      charge calculation leaves alone (a goodwill or price correction).
+    A line is never credited beyond what is left of it after earlier credit notes and the repairs
+    later invoices made to it; a whole credit note takes what is left.
     """
     actor.require_write()
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
@@ -321,11 +364,15 @@ def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | No
         raise IllegalTransition(f"invoice {invoice} is {invoice.state}: only an issued invoice is credited",
                                 field="state")
     lines = {line.pk: line for line in invoice.lines.all()}
-    credited: dict[int, Decimal] = {}
-    for row in InvoiceLine.objects.filter(invoice__credited=invoice, invoice__kind=Invoice.Kind.CREDIT_NOTE,
-                                          credits__isnull=False).exclude(invoice__state=State.CANCELLED):
-        credited[row.credits_id] = credited.get(row.credits_id, Decimal(0)) + row.amount
-    wanted = {pk: line.amount for pk, line in lines.items()} if amounts is None else dict(amounts)
+    # what is left of each line: less earlier credit notes' lines and later invoices' repairs
+    credited: dict[int, Decimal] = defaultdict(Decimal)
+    for row in InvoiceLine.objects.filter(Q(credits__in=lines) | Q(reverses__in=lines)).exclude(
+            invoice__state=State.CANCELLED):
+        credited[row.credits_id or row.reverses_id] += row.amount
+    wanted = ({pk: line.amount + credited[pk] for pk, line in lines.items() if line.amount + credited[pk] != 0}
+              if amounts is None else dict(amounts))
+    if not wanted:
+        raise ValidationFailed(f"invoice {invoice}: nothing is left to credit", field="amounts")
     rows = []
     for pk, amount in wanted.items():
         line = lines.get(pk)
@@ -350,8 +397,9 @@ def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | No
                     revenue_account=line.revenue_account)
         for n, (line, amount) in enumerate(rows, start=1)])
     rates = {line.tax_category: tax.TaxRate("", line.tax_category, line.tax_rate, line.tax_code) for line, _ in rows}
-    totals = tax.breakdown([(-amount, rates[line.tax_category]) for line, amount in rows], note.currency,
-                           current_tenant().rounding, prices_include_tax=note.prices_include_tax)
+    totals = _credited_vat(invoice, note, tax.breakdown(
+        [(-amount, rates[line.tax_category]) for line, amount in rows], note.currency, current_tenant().rounding,
+        prices_include_tax=note.prices_include_tax))
     InvoiceTax.objects.bulk_create([InvoiceTax(tenant_id=note.tenant_id, invoice=note, code=s.code, rate=s.rate,
                                                taxable=s.taxable, tax=s.tax) for s in totals.subtotals])
     note.net, note.tax, note.gross = totals.net, totals.tax, totals.gross

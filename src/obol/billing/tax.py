@@ -98,3 +98,32 @@ def breakdown(lines: Iterable[tuple[Decimal, TaxRate]], currency: str, rule: str
         taxable = total - tax if prices_include_tax else total
         subtotals.append(TaxSubtotal(code, rate, taxable, tax))
     return Totals(tuple(subtotals))
+
+
+def spread(total: Decimal, weights: list[Decimal], currency: str, rule: str = RoundingRule.HALF_UP) -> list[Decimal]:
+    """`total` cut in parts proportional to `weights`, each rounded at INVOICE_LINE, the last taking
+    what is left, so that the parts add up to `total` exactly (a VAT row's net over its lines or
+    revenue accounts, with prices including tax)."""
+    whole = sum(weights, Decimal(0))
+    parts, left = [], total
+    for n, weight in enumerate(weights):
+        if n == len(weights) - 1 or whole == 0:
+            part = left if n == len(weights) - 1 else Decimal(0)
+        else:
+            part = round_amount(Amount(_WIDE.divide(_WIDE.multiply(total, weight), whole), currency),
+                                RoundingPlace.INVOICE_LINE, rule).value
+        parts.append(part)
+        left -= part
+    return parts
+
+
+def line_nets(lines: list[tuple[Decimal, str, Decimal]], totals: Totals, currency: str,
+              rule: str = RoundingRule.HALF_UP) -> list[Decimal]:
+    """The net of each line `(amount, code, rate)` of an invoice whose prices include tax: each VAT
+    row's taxable amount spread over its lines (`spread`)."""
+    nets = [Decimal(0)] * len(lines)
+    for row in totals.subtotals:
+        mine = [n for n, (_, code, rate) in enumerate(lines) if (code, rate) == (row.code, row.rate)]
+        for n, part in zip(mine, spread(row.taxable, [lines[n][0] for n in mine], currency, rule), strict=True):
+            nets[n] = part
+    return nets
