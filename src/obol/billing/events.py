@@ -43,6 +43,9 @@ def _versions(plan_ids) -> dict[int, list[PricePlanVersion]]:
     found = defaultdict(list)
     for version in (PricePlanVersion.objects.filter(plan_id__in=plan_ids).select_related("plan")
                     .prefetch_related("charges__tiers", "charges__product").order_by("plan_id", "effective_from")):
+        version.charge_list = list(version.charges.all())  # plain lists: read for every subscription
+        for charge in version.charge_list:
+            charge.tier_list = [Tier(t.up_to, t.unit_price, t.flat_fee) for t in charge.tiers.all()]
         found[version.plan_id].append(version)
     return found
 
@@ -70,8 +73,7 @@ def _stretches(steps: list[timeline.Step], versions: dict[int, list[PricePlanVer
 def _per_period(charge: Charge, quantity: Decimal) -> Decimal:
     if charge.kind == Charge.Kind.RECURRING:
         return EXACT.multiply(charge.price, quantity)
-    tiers = [Tier(t.up_to, t.unit_price, t.flat_fee) for t in charge.tiers.all()]
-    return price_quantity(charge.model, quantity, price=charge.price, tiers=tiers,
+    return price_quantity(charge.model, quantity, price=charge.price, tiers=charge.tier_list,
                           package_size=charge.package_size).amount
 
 
@@ -88,7 +90,7 @@ def subscription_events(account: BillingAccount, subscription: Subscription, ste
     spans: dict[str, list[charges.Span]] = defaultdict(list)
     first: dict[str, Charge] = {}
     for start, stop, step, version in _stretches(steps, versions):
-        for charge in version.charges.all():
+        for charge in version.charge_list:
             if charge.kind not in (Charge.Kind.RECURRING, Charge.Kind.QUANTITY):
                 continue
             first.setdefault(charge.code, charge)
@@ -111,7 +113,7 @@ def subscription_events(account: BillingAccount, subscription: Subscription, ste
             continue
         version = next((v for v in reversed(versions.get(step.plan_id, [])) if v.effective_from <= step.effective_date),
                        None)
-        for charge in version.charges.all() if version else ():
+        for charge in version.charge_list if version else ():
             if charge.kind == Charge.Kind.ONE_TIME and charge.event == event:
                 one_time.append(charges.OneTimeCharge(str(subscription.pk), charge.code, charge.name,
                                                       step.effective_date, charge.price, charge.tax_category,

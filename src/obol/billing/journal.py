@@ -17,58 +17,64 @@ from datetime import date
 from decimal import Decimal
 
 from obol.billing import tax
-from obol.billing.models import Invoice, JournalEntry, JournalLine
-from obol.core.bulk import insert_values
+from obol.billing.models import Invoice, InvoiceLine, InvoiceTax, JournalEntry, JournalLine
+from obol.core.bulk import filter_in, insert_values
 from obol.core.money import display
 from obol.core.tenancy import current_tenant
 
 ZERO = Decimal(0)
 
 
-def _revenue(invoice: Invoice, default_account: str) -> dict[str, Decimal]:
-    """Net revenue per account: the lines' amounts, or with prices including tax their nets
-    (`tax.line_nets`)."""
-    lines = list(invoice.lines.all())
-    amounts = [line.amount for line in lines]
+def _revenue(invoice: Invoice, lines: list[tuple], taxes: list[tuple], default_account: str) -> dict[str, Decimal]:
+    """Net revenue per account from the invoice's lines `(amount, revenue account, VAT code, rate)`:
+    their amounts, or with prices including tax their nets (`tax.line_nets`)."""
+    amounts = [amount for amount, *_ in lines]
     if invoice.prices_include_tax:
-        totals = tax.Totals(tuple(tax.TaxSubtotal(r.code, r.rate, r.taxable, r.tax) for r in invoice.taxes.all()))
-        amounts = tax.line_nets([(line.amount, line.tax_code, line.tax_rate) for line in lines], totals,
-                                invoice.currency, current_tenant().rounding)
+        totals = tax.Totals(tuple(tax.TaxSubtotal(*row) for row in taxes))
+        amounts = tax.line_nets([(amount, code, rate) for amount, _, code, rate in lines], totals, invoice.currency,
+                                current_tenant().rounding)
     revenue: dict[str, Decimal] = defaultdict(Decimal)
-    for line, amount in zip(lines, amounts, strict=True):
-        revenue[line.revenue_account or default_account] += amount
+    for (_, account, _, _), amount in zip(lines, amounts, strict=True):
+        revenue[account or default_account] += amount
     return revenue
 
 
-def _postings(invoice: Invoice, settings) -> list[tuple[str, Decimal]]:
+def _postings(invoice: Invoice, lines: list[tuple], taxes: list[tuple], settings) -> list[tuple[str, Decimal]]:
     """(account, amount) of an invoice's entry: negative amounts are debits."""
     amounts: list[tuple[str, Decimal]] = [(settings.receivables_account, -invoice.gross)]
-    amounts += sorted(_revenue(invoice, settings.revenue_account).items())
-    amounts += [(f"{settings.vat_account}:{row.rate.normalize():f}", row.tax) for row in invoice.taxes.all()]
+    amounts += sorted(_revenue(invoice, lines, taxes, settings.revenue_account).items())
+    amounts += [(f"{settings.vat_account}:{rate.normalize():f}", vat) for _, rate, _, vat in taxes]
     return [(account, amount) for account, amount in amounts if amount != 0]
 
 
 def post_many(invoices: list[Invoice], settings) -> list[JournalEntry]:
     """The entries of invoices and credit notes being issued (inside the issuing transaction): one
     bulk insert of entries, one of lines. An entry that would not balance stops the issue."""
-    loaded = {i.pk: i for i in Invoice.objects.filter(pk__in=[i.pk for i in invoices])
-              .prefetch_related("lines", "taxes")}
+    ids = [invoice.pk for invoice in invoices]
+    lines: dict[int, list[tuple]] = defaultdict(list)
+    for invoice_id, *row in filter_in(InvoiceLine.objects.order_by("position").values_list(
+            "invoice_id", "amount", "revenue_account", "tax_code", "tax_rate"), "invoice_id", ids):
+        lines[invoice_id].append(tuple(row))
+    taxes: dict[int, list[tuple]] = defaultdict(list)
+    for invoice_id, *row in filter_in(InvoiceTax.objects.order_by("-rate").values_list(
+            "invoice_id", "code", "rate", "taxable", "tax"), "invoice_id", ids):
+        taxes[invoice_id].append(tuple(row))
     entries, rows = [], []
     for invoice in invoices:
         kind = "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice"
         entry = JournalEntry(tenant_id=invoice.tenant_id, day=invoice.issue_date, invoice=invoice,
                              description=f"{kind} {invoice.number} to {invoice.account.number}")
-        lines = [(account, -amount if amount < 0 else ZERO, amount if amount > 0 else ZERO)
-                 for account, amount in _postings(loaded[invoice.pk], settings)]
-        debits, credits = sum((d for _, d, _ in lines), ZERO), sum((c for _, _, c in lines), ZERO)
+        posted = [(account, -amount if amount < 0 else ZERO, amount if amount > 0 else ZERO)
+                  for account, amount in _postings(invoice, lines[invoice.pk], taxes[invoice.pk], settings)]
+        debits, credits = sum((d for _, d, _ in posted), ZERO), sum((c for _, _, c in posted), ZERO)
         if debits != credits:  # a bug, never bad input: stop the issue rather than post it
             raise AssertionError(f"{entry.description}: debits {debits} != credits {credits}")
         entries.append(entry)
-        rows.append((entry, invoice, lines))
+        rows.append((entry, invoice, posted))
     JournalEntry.objects.bulk_create(entries, batch_size=1000)
     insert_values(JournalLine, ["tenant_id", "entry_id", "account", "debit", "credit", "currency"],
                   [(invoice.tenant_id, entry.pk, account, debit, credit, invoice.currency)
-                   for entry, invoice, lines in rows for account, debit, credit in lines])
+                   for entry, invoice, posted in rows for account, debit, credit in posted])
     return entries
 
 

@@ -50,6 +50,41 @@ def update_column(model: type[Model], field_name: str, values: Mapping[Any, Any]
                                               zip(prepared, pks))
 
 
+_AS_IS = {"CharField", "TextField", "SlugField", "EmailField", "IntegerField", "BigIntegerField", "SmallIntegerField",
+          "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "AutoField", "BigAutoField"}
+
+
+def _converter(field):
+    """How a value of `field` goes to the database: as it is for text and whole numbers (and the ids
+    of foreign keys), else through the field's own conversion."""
+    target = field.target_field if field.is_relation else field
+    if target.get_internal_type() in _AS_IS:
+        return lambda value: value
+    return lambda value: field.get_db_prep_save(value, connection)
+
+
+def insert_values(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """Insert rows given as values in `columns` (attribute names: `invoice_id`, not `invoice`), each
+    value through its field's own database conversion (exact decimals stay exact, JSON is JSON),
+    without a model object per row: COPY on PostgreSQL, one executemany on SQLite. No ids come back,
+    no signals, no validation: for the mass processes' bulk writes of rows nothing refers to yet."""
+    fields = [model._meta.get_field(column) for column in columns]
+    convert = [_converter(field) for field in fields]
+    prepared = [[to(value) for to, value in zip(convert, row, strict=True)] for row in rows]
+    if not prepared:
+        return
+    table = model._meta.db_table
+    names = ", ".join(f'"{field.column}"' for field in fields)
+    if connection.vendor == "postgresql":  # COPY: one stream, psycopg adapts each value as for a query
+        with connection.cursor() as cursor, cursor.cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+            for row in prepared:
+                copy.write_row(row)
+        return
+    connection.ensure_connection()
+    connection.connection.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(fields))})',
+                                      prepared)
+
+
 def _sqlite_text(frame: pl.DataFrame) -> pl.DataFrame:
     """Dates and times as Django writes them to SQLite (naive UTC 'YYYY-MM-DD HH:MM:SS[.ffffff]',
     'YYYY-MM-DD'), so that the ORM's text comparisons see the same format; booleans as 0/1."""
