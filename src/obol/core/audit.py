@@ -43,12 +43,15 @@ def record(actor: Actor, action: str, obj: models.Model, changes: dict | None = 
 
 
 def record_many(actor: Actor, action: str, items: list[tuple[models.Model, dict]], reason: str = "") -> None:
-    """`record` for many objects at once (mass processes): one bulk insert."""
-    AuditEvent.objects.bulk_create([
-        AuditEvent(tenant_id=obj.tenant_id, actor_kind=actor.kind, actor_id=actor.id, actor_label=actor.label[:200],
-                   action=action, object_type=obj._meta.label_lower, object_id=str(obj.pk),
-                   object_repr=str(obj)[:200], changes=jsonable(changes or {}), reason=reason)
-        for obj, changes in items], batch_size=2000)
+    """`record` for many objects at once (mass processes): one bulk insert, no object per row."""
+    from obol.core import clock
+    from obol.core.bulk import insert_values
+
+    at = clock.now()
+    insert_values(AuditEvent, ["tenant_id", "at", "actor_kind", "actor_id", "actor_label", "action", "object_type",
+                               "object_id", "object_repr", "changes", "reason"],
+                  [(obj.tenant_id, at, actor.kind, actor.id, actor.label[:200], action, obj._meta.label_lower,
+                    str(obj.pk), str(obj)[:200], jsonable(changes or {}), reason) for obj, changes in items])
 
 
 def diff(before: dict, after: dict) -> dict:
