@@ -106,3 +106,12 @@ def test_an_account_without_a_billing_contact_cannot_be_sent_to(invoice, system)
         billing.send(system, invoice)
     invoice.refresh_from_db()
     assert invoice.state == "issued"
+
+
+def test_an_issued_invoice_is_rendered_with_the_template_in_force_when_it_was_issued(invoice, system):
+    InvoiceTemplate.objects.create(tenant=invoice.tenant, version=1, html="<p>Old {{ invoice.number }}</p>")
+    invoice = billing.issue(system, billing.accept(system, invoice), date(2026, 11, 16))
+    InvoiceTemplate.objects.create(tenant=invoice.tenant, version=2, html="<p>New {{ invoice.number }}</p>")
+    invoice.refresh_from_db()
+    assert text(documents.pdf_of(invoice)).strip() == "Old INV/2026/000001"  # first asked for after the change
+    assert InvoiceDocument.objects.get(invoice=invoice).template_version == 1

@@ -9,9 +9,10 @@
   `address`, `tenant`, `title`, `language`.
 - Nothing is fetched from the network: WeasyPrint may only read `data:` URLs, so a template that
   names a remote stylesheet or image is rendered without it.
-- An issued invoice's PDF is rendered once and stored with its SHA-256 (`InvoiceDocument`): asking
-  again returns the same bytes, whatever the template has become since. A draft is rendered each
-  time and not stored (a preview).
+- Issuing records the template version in force (`Invoice.template`). The PDF of an issued invoice
+  is rendered with that version the first time it is asked for, and stored with its SHA-256
+  (`InvoiceDocument`): asking again returns the same bytes, whatever the template has become since.
+  A draft is rendered each time with the template in force and not stored (a preview).
 """
 from __future__ import annotations
 
@@ -49,12 +50,21 @@ def language_of(invoice: Invoice) -> str:
     return invoice.account.language or current_tenant().default_language or ""
 
 
-def template_for(language: str) -> Template:
+def template_row(language: str) -> InvoiceTemplate | None:
+    """The tenant's template in force for `language` (None: the built-in one)."""
     for wanted in ([language, ""] if language else [""]):
         found = InvoiceTemplate.objects.filter(language=wanted).order_by("-version").first()
         if found is not None:
-            return Template(found.html, found.css, found.version)
-    return builtin()
+            return found
+    return None
+
+
+def _template(row: InvoiceTemplate | None) -> Template:
+    return builtin() if row is None else Template(row.html, row.css, row.version)
+
+
+def template_for(language: str) -> Template:
+    return _template(template_row(language))
 
 
 def last_day(line) -> date:
@@ -107,7 +117,7 @@ def pdf_of(invoice: Invoice) -> bytes:
     stored = InvoiceDocument.objects.filter(invoice=invoice).first()
     if stored is not None:
         return bytes(stored.pdf)
-    template = template_for(language_of(invoice))
+    template = _template(invoice.template)  # the one in force when it was issued: versions never change
     pdf = render_pdf(render_html(invoice, template))
     try:
         with transaction.atomic():

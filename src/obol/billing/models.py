@@ -114,6 +114,8 @@ class Invoice(TenantOwned):
     credited = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes",
                                  help_text="A credit note: the invoice it corrects")
     bill_run = models.ForeignKey(BillRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    template = models.ForeignKey("InvoiceTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                 help_text="The document template in force at issue (empty: the built-in one)")
     created_at = models.DateTimeField(default=clock.now, editable=False)
     issued_at = models.DateTimeField(null=True, blank=True)
 

@@ -18,7 +18,7 @@ from django.db.models import Q
 
 from obol.balances.batch import lock_accounts
 from obol.billing import charges, documents, events, journal, tax
-from obol.billing.models import BillingSettings, BillRun, Invoice, InvoiceLine, InvoiceTax, TaxRate
+from obol.billing.models import BillingSettings, BillRun, Invoice, InvoiceLine, InvoiceTax, InvoiceTemplate, TaxRate
 from obol.core import audit, clock, numbering
 from obol.core.bulk import insert_values, update_column
 from obol.core.actors import Actor
@@ -232,14 +232,19 @@ def move_many(actor: Actor, invoices: list[Invoice], transition: str, *, on: dat
     if transition == "issue" and moving:
         day, config, now = on or clock.today(), settings(), clock.now()
         _number(moving, day, config)
+        templates: dict[str, InvoiceTemplate | None] = {}
         for invoice in moving:
+            language = documents.language_of(invoice)
+            if language not in templates:
+                templates[language] = documents.template_row(language)
+            invoice.template = templates[language]
             invoice.issue_date, invoice.issued_at = day, now
             invoice.due_date = day + timedelta(days=invoice.account.payment_terms_days)
             invoice.open_amount = invoice.gross
             if invoice.kind == Invoice.Kind.CREDIT_NOTE and invoice.credited_id:
                 _apply_credit(invoice)
         journal.post_many(moving, config)
-        fields += ["number", "issue_date", "due_date", "open_amount", "issued_at"]
+        fields += ["number", "issue_date", "due_date", "open_amount", "issued_at", "template_id"]
     for name in fields:
         update_column(Invoice, name, {invoice.pk: getattr(invoice, name) for invoice in moving})
     audit.record_many(actor, ACTIONS[transition], [
