@@ -99,7 +99,7 @@ def _draft(account: BillingAccount, target: date, lines: list[charges.Line], kno
     invoice = Invoice(tenant_id=account.tenant_id, account=account, invoice_date=target, currency=account.currency,
                       prices_include_tax=prices_include_tax, bill_run=bill_run, net=totals.net, tax=totals.tax,
                       gross=totals.gross)
-    rows = [(n, int(line.subscription), line.code, line.kind, line.name, line.label, line.amount, line.start,
+    rows = [(n, int(line.subscription) if line.subscription else None, line.code, line.kind, line.name, line.label, line.amount, line.start,
              line.end, line.period.start if line.period else None, line.period.end if line.period else None,
              line.per_period, line.tax_category, line.revenue_account, rates[line.tax_category].code,
              rates[line.tax_category].rate, int(line.reverses) if line.reverses else None, None)
@@ -160,6 +160,36 @@ def generate(actor: Actor, account: BillingAccount, target: date, bill_run: Bill
     if isinstance(found, ObolError):
         raise found
     return found
+
+
+ADHOC = "adhoc"  # a one-off invoice's lines: the charge calculation leaves them alone
+
+
+@transaction.atomic
+def one_off(actor: Actor, account: BillingAccount, items: list[tuple[str, Decimal, str]], on: date,
+            reason: str = "") -> Invoice:
+    """A draft invoice of ad-hoc charges `(name, amount, tax category)` dated `on` (a technician's
+    visit, a replaced device), with VAT per rate category; accepted and issued like any invoice.
+    Bill runs do not see its lines, and its amounts are exact as given (rounded to the currency)."""
+    actor.require_write()
+    if not items:
+        raise ValidationFailed("items: a one-off invoice needs at least one charge", field="items")
+    rule = current_tenant().rounding
+    end = on + timedelta(days=1)
+    lines = []
+    for n, (name, amount, category) in enumerate(items, start=1):
+        if not name:
+            raise ValidationFailed(f"items[{n}].name: a charge needs a name", field="items")
+        rounded = charges._Rounder(account.currency, rule)(Decimal(amount))
+        if rounded != Decimal(amount):
+            raise ValidationFailed(f"items[{n}].amount: {amount} has more decimals than {account.currency}",
+                                   field="items")
+        lines.append(charges.Line("", ADHOC, name, ADHOC, rounded, on, end, tax_category=category or "standard"))
+    draft = _draft(account, on, lines, _known_rates(), None, settings().prices_include_tax, rule)
+    _write([draft])
+    audit.record(actor, "invoice.generated", draft.invoice, {"one_off": True, "lines": len(lines),
+                                                             "gross": draft.invoice.gross}, reason)
+    return draft.invoice
 
 
 def _move(invoice: Invoice, transition: str) -> tuple[Invoice, str]:
