@@ -10,9 +10,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from obol.billing import documents, einvoice
-
-from obol.billing.models import (BillingSettings, BillRun, BillRunError, Invoice, InvoiceLine, InvoiceTax,
-                                 InvoiceTemplate, JournalEntry, JournalLine, TaxRate)
+from obol.billing.models import (
+    BillingSettings,
+    BillRun,
+    BillRunError,
+    Invoice,
+    InvoiceLine,
+    InvoiceTax,
+    InvoiceTemplate,
+    JournalEntry,
+    JournalLine,
+    TaxRate,
+)
 from obol.core.admin import ReadOnlyAdminMixin, TenantInlineMixin, TenantScopedAdmin
 
 

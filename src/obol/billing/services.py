@@ -18,10 +18,18 @@ from django.db.models import Q
 
 from obol.balances.batch import lock_accounts
 from obol.billing import charges, documents, events, journal, tax
-from obol.billing.models import BillingSettings, BillRun, Invoice, InvoiceLine, InvoiceTax, InvoiceTemplate, TaxRate
+from obol.billing.models import (
+    BillingSettings,
+    BillRun,
+    Invoice,
+    InvoiceLine,
+    InvoiceTax,
+    InvoiceTemplate,
+    TaxRate,
+)
 from obol.core import audit, clock, numbering
-from obol.core.bulk import insert_values, update_column
 from obol.core.actors import Actor
+from obol.core.bulk import insert_values, update_column
 from obol.core.errors import IllegalTransition, NotFound, ObolError, ValidationFailed
 from obol.core.money import display
 from obol.core.tenancy import current_tenant
