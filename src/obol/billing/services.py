@@ -31,7 +31,8 @@ from obol.core import audit, clock, numbering
 from obol.core.actors import Actor
 from obol.core.bulk import insert_values, update_column
 from obol.core.errors import IllegalTransition, NotFound, ObolError, ValidationFailed
-from obol.core.money import display
+from obol.core.money import Amount, display
+from obol.core.rounding import RoundingPlace, round_amount
 from obol.core.tenancy import current_tenant
 from obol.customers.models import BillingAccount
 
@@ -188,7 +189,7 @@ def one_off(actor: Actor, account: BillingAccount, items: list[tuple[str, Decima
     for n, (name, amount, category) in enumerate(items, start=1):
         if not name:
             raise ValidationFailed(f"items[{n}].name: a charge needs a name", field="items")
-        rounded = charges._Rounder(account.currency, rule)(Decimal(amount))
+        rounded = round_amount(Amount(amount, account.currency), RoundingPlace.INVOICE_LINE, rule).value
         if rounded != Decimal(amount):
             raise ValidationFailed(f"items[{n}].amount: {amount} has more decimals than {account.currency}",
                                    field="items")
