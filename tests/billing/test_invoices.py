@@ -100,3 +100,16 @@ def test_a_missing_vat_rate_is_named(in_tenant, system):
     with pytest.raises(Exception, match="no VAT rate for 'standard' in DE on 2026-11-01"):
         billing.generate(system, account, date(2026, 11, 1))
     assert not Invoice.objects.exists()
+
+
+def test_numbers_follow_dates_an_invoice_is_not_issued_before_the_last_one(vat, system):
+    numbers = []
+    for n, day in enumerate([date(2026, 11, 20), date(2026, 11, 19)]):
+        account = make_account(f"A-{n}")
+        subscriptions.subscribe(system, account, make_plan(f"p{n}", price="1.00"), start_date=date(2026, 11, 1))
+        numbers.append(billing.accept(system, billing.generate(system, account, date(2026, 11, 1))))
+    first = billing.issue(system, numbers[0], date(2026, 11, 20))
+    with pytest.raises(IllegalTransition, match=r"issue date 2026-11-19 is before INV/2026/000001 of 2026-11-20"):
+        billing.issue(system, numbers[1], date(2026, 11, 19))
+    assert billing.issue(system, numbers[1], date(2026, 11, 20)).number == "INV/2026/000002"
+    assert first.number == "INV/2026/000001"

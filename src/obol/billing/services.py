@@ -270,6 +270,14 @@ def move_many(actor: Actor, invoices: list[Invoice], transition: str, *, on: dat
     fields = ["state"]
     if transition == "issue" and moving:
         day, config, now = on or clock.today(), settings(), clock.now()
+        later = _issued_after(day, {invoice.kind for invoice in moving})
+        if later:  # numbers follow dates: nothing is issued before what the series already issued
+            for invoice in [i for i in moving if i.kind in later]:
+                outcome[invoice.pk] = IllegalTransition(
+                    f"invoice {invoice}: issue date {day} is before {later[invoice.kind]}, already issued in its "
+                    "series; issue it on that day or later", field="on")
+            moving = [invoice for invoice in moving if invoice.kind not in later]
+    if transition == "issue" and moving:
         _number(moving, day, config)
         templates: dict[str, InvoiceTemplate | None] = {}
         for invoice in moving:
@@ -292,6 +300,17 @@ def move_many(actor: Actor, invoices: list[Invoice], transition: str, *, on: dat
             if transition == "issue" else {})) for invoice in moving], reason)
     outcome.update({invoice.pk: invoice for invoice in moving})
     return outcome
+
+
+def _issued_after(day: date, kinds: set[str]) -> dict[str, str]:
+    """For each kind (invoice, credit note): the latest invoice of its series issued after `day`."""
+    found = {}
+    for kind in kinds:
+        latest = (Invoice.objects.filter(kind=kind, issue_date__gt=day, state__in=documents.ISSUED)
+                  .order_by("-issue_date").first())
+        if latest is not None:
+            found[kind] = f"{latest.number} of {latest.issue_date}"
+    return found
 
 
 def _repaired_by(invoices: list[Invoice]) -> dict[int, str]:
