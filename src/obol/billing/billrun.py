@@ -29,7 +29,7 @@ from obol.billing.models import BillRun, BillRunError, Invoice
 from obol.core import audit, clock
 from obol.core.actors import Actor
 from obol.core.errors import ObolError, ValidationFailed
-from obol.core.money import display
+from obol.core.money import digits
 from obol.customers.models import BillingAccount, Reseller
 
 STEPS = ("accept", "cancel", "issue")
@@ -120,7 +120,7 @@ def _failed(run: BillRun, account_id: int, step: str, error: Exception) -> None:
 
 def _add(summary: Summary, invoice: Invoice) -> None:
     total = Decimal(summary.gross.get(invoice.currency, "0")) + invoice.gross
-    summary.gross[invoice.currency] = display(total, invoice.currency).split(" ")[0]
+    summary.gross[invoice.currency] = digits(total, invoice.currency)
 
 
 CHUNK = 500  # accounts per transaction of generate

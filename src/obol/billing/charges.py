@@ -206,10 +206,10 @@ def _due(charge: RecurringCharge, period: Period, billed: Intervals, target: dat
 def _billed(charge: RecurringCharge, period: Period) -> dict[Decimal, Intervals]:
     """The days of `period` the events bill, by price."""
     by_price: dict[Decimal, list] = defaultdict(list)
-    pieces = [(days, span) for span in charge.spans if (days := _span_days(span, period))]
-    if not pieces:
+    first = _first_span(charge, period)
+    if first is None:
         return {}
-    first = min(pieces, key=lambda piece: piece[0][0])[1]
+    pieces = [(days, span) for span in charge.spans if (days := _span_days(span, period))]
     if _prorate(charge, first):
         for days, span in pieces:
             by_price[span.per_period].append(days)

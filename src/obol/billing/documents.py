@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.template import Context, Engine
 
 from obol.billing.models import Invoice, InvoiceDocument, InvoiceTemplate
-from obol.core.money import display
+from obol.core.money import digits
 from obol.core.tenancy import current_tenant
 
 DEFAULTS = Path(__file__).resolve().parent / "document_defaults"
@@ -72,26 +72,22 @@ def last_day(line) -> date:
     return line.service_end - timedelta(days=1)
 
 
-def _amount(value, currency: str) -> str:
-    return display(value, currency).rsplit(" ", 1)[0]
-
-
 def context(invoice: Invoice, language: str) -> dict:
     currency = invoice.currency
     lines = list(invoice.lines.order_by("position"))
     for line in lines:
-        line.amount_text = _amount(line.amount, currency)
+        line.amount_text = digits(line.amount, currency)
         line.tax_rate_text = f"{line.tax_rate.normalize():f}"
         line.last_day = last_day(line)
     taxes = list(invoice.taxes.all())
     for row in taxes:
         row.rate_text = f"{row.rate.normalize():f}"
-        row.taxable_text, row.tax_text = _amount(row.taxable, currency), _amount(row.tax, currency)
+        row.taxable_text, row.tax_text = digits(row.taxable, currency), digits(row.tax, currency)
     customer = invoice.account.customer
     return {
         "invoice": invoice, "lines": lines, "taxes": taxes, "account": invoice.account, "customer": customer,
         "address": customer.addresses.first(),
-        "tenant": current_tenant(), "net": _amount(invoice.net, currency), "gross": _amount(invoice.gross, currency),
+        "tenant": current_tenant(), "net": digits(invoice.net, currency), "gross": digits(invoice.gross, currency),
         "title": "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice", "language": language,
     }
 

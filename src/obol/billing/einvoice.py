@@ -18,14 +18,10 @@ from decimal import Decimal
 from obol.billing import documents, tax
 from obol.billing.models import Invoice
 from obol.core.errors import ValidationFailed
-from obol.core.money import display
+from obol.core.money import digits
 from obol.core.tenancy import current_tenant
 
 LEVEL = "en16931"
-
-
-def _money(value: Decimal, currency: str) -> str:
-    return display(value, currency).rsplit(" ", 1)[0]
 
 
 def data(invoice: Invoice) -> dict:
@@ -52,7 +48,7 @@ def data(invoice: Invoice) -> dict:
     for line, net in zip(rows, nets, strict=True):
         amount = net * flip
         item = {"BT-126": str(line.position), "BT-129": "-1" if amount < 0 else "1", "BT-130": "C62",
-                "BT-131": _money(amount, currency), "BT-146": _money(abs(amount), currency),
+                "BT-131": digits(amount, currency), "BT-146": digits(abs(amount), currency),
                 "BT-151": line.tax_code, "BT-152": f"{line.tax_rate:f}",
                 "BT-153": line.name + (f" ({line.label})" if line.label else ""),
                 "BT-134": line.service_start, "BT-135": documents.last_day(line)}
@@ -67,12 +63,12 @@ def data(invoice: Invoice) -> dict:
         "BT-72": invoice.invoice_date,  # the day the charges were worked out for
         "BG-4": {"name": tenant.name, "country_code": tenant.country or buyer["country_code"]},
         "BG-7": buyer,
-        "BG-23": [{"BT-116": _money(row.taxable * flip, currency), "BT-117": _money(row.tax * flip, currency),
+        "BG-23": [{"BT-116": digits(row.taxable * flip, currency), "BT-117": digits(row.tax * flip, currency),
                    "BT-118": row.code, "BT-119": f"{row.rate:f}"} for row in invoice.taxes.all()],
         "BG-25": lines,
-        "BT-106": _money(sum(nets, Decimal(0)) * flip, currency),
-        "BT-109": _money(invoice.net * flip, currency), "BT-110": _money(invoice.tax * flip, currency),
-        "BT-112": _money(invoice.gross * flip, currency), "BT-115": _money(invoice.gross * flip, currency),
+        "BT-106": digits(sum(nets, Decimal(0)) * flip, currency),
+        "BT-109": digits(invoice.net * flip, currency), "BT-110": digits(invoice.tax * flip, currency),
+        "BT-112": digits(invoice.gross * flip, currency), "BT-115": digits(invoice.gross * flip, currency),
     }
     if invoice.credited_id:
         doc["BG-3"] = [{"BT-25": invoice.credited.number, "BT-26": invoice.credited.issue_date}]

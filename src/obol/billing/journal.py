@@ -19,7 +19,7 @@ from decimal import Decimal
 from obol.billing import tax
 from obol.billing.models import Invoice, InvoiceLine, InvoiceTax, JournalEntry, JournalLine
 from obol.core.bulk import filter_in, insert_values
-from obol.core.money import display
+from obol.core.money import digits
 from obol.core.tenancy import current_tenant
 
 ZERO = Decimal(0)
@@ -87,10 +87,6 @@ def unbalanced() -> list[str]:
     return [f"entry {pk}: debits {d} != credits {c}" for pk, (d, c) in sorted(sums.items()) if d != c]
 
 
-def _text(value: Decimal, currency: str) -> str:
-    return display(value, currency).rsplit(" ", 1)[0] if value else ""
-
-
 def export_csv(start: date, end: date) -> str:
     """The journal lines of entries dated from `start` to `end` (excluded), as CSV."""
     out = io.StringIO()
@@ -100,6 +96,7 @@ def export_csv(start: date, end: date) -> str:
              .select_related("entry__invoice").order_by("entry__day", "entry_id", "pk"))
     for line in lines:
         writer.writerow([line.entry.day.isoformat(), line.entry_id, line.entry.invoice.number, line.account,
-                         _text(line.debit, line.currency), _text(line.credit, line.currency),
+                         digits(line.debit, line.currency) if line.debit else "",
+                         digits(line.credit, line.currency) if line.credit else "",
                          line.currency, line.entry.description])
     return out.getvalue()

@@ -140,10 +140,15 @@ def sum_amounts(amounts, unit: Unit | str) -> Amount:
     return total
 
 
-def display(value: Decimal, unit: Unit | str) -> str:
-    """`value` for people: at least the unit's decimals (10.5 EUR -> '10.50 EUR'), never fewer digits
-    than it has."""
+def digits(value: Decimal, unit: Unit | str) -> str:
+    """`value` with at least the unit's decimals and never fewer digits than it has (10.5 EUR ->
+    '10.50'), without the unit: for documents, files and summaries that name the unit elsewhere."""
     unit = get_unit(unit)
     exponent = value.as_tuple().exponent
     decimals = max(unit.decimals if unit.is_money else 0, -exponent if isinstance(exponent, int) and exponent < 0 else 0)
-    return f"{value:.{decimals}f} {unit.code}"
+    return f"{value:.{decimals}f}"
+
+
+def display(value: Decimal, unit: Unit | str) -> str:
+    """`value` for people, with its unit: '10.50 EUR' (see `digits`)."""
+    return f"{digits(value, unit)} {get_unit(unit).code}"
