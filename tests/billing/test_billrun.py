@@ -11,7 +11,7 @@ from django.core.management import call_command
 from obol.billing import billrun, services
 from obol.billing.models import BillRunError, Invoice, TaxRate
 from obol.core.tenancy import tenant_context
-from obol.customers.models import Customer
+from obol.customers.models import BillingAccount, Customer
 from obol.subscriptions import services as subscriptions
 from tests.factories import make_account, make_plan
 
@@ -44,6 +44,9 @@ def test_a_run_takes_the_accounts_due_on_its_day(tenant, system):
         assert numbers(billrun.start(system, date(2026, 12, 1), cycle_day=15)) == ["A-2"]
         assert numbers(billrun.start(system, date(2026, 12, 1), accounts=["A-3", "A-2"])) == ["A-2", "A-3"]
         assert len(numbers(billrun.start(system, date(2026, 12, 1), every_account=True))) == 8
+        BillingAccount.objects.filter(number__in=["A-1", "A-5"]).update(segment="business")
+        assert numbers(billrun.start(system, date(2026, 12, 1), segment="business")) == ["A-1", "A-5"]
+        assert numbers(billrun.start(system, date(2026, 12, 1), every_account=True, segment="business")) == ["A-1", "A-5"]
         with pytest.raises(Exception, match="no account A-99"):
             billrun.start(system, date(2026, 12, 1), accounts=["A-99"])
 

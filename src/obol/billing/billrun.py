@@ -1,7 +1,8 @@
 """Bill runs: invoicing many accounts for one day, as steps that may each run again.
 
 - `start` records the run: its day and which accounts it takes (those due that day by their cycle
-  day, or every account, or one cycle day, a reseller's, a list of account numbers).
+  day, or every account, or one cycle day), narrowed to a reseller's or a segment's, or a list of
+  account numbers.
 - `generate` makes the accounts' draft invoices, CHUNK accounts per transaction, with a handful of
   queries and bulk inserts per chunk. An account's error (its charges cannot be worked out) is
   recorded against the run and does not stop the others. Running it again resumes: accounts that
@@ -63,10 +64,17 @@ class Summary:
 
 
 def due_on(day: date) -> Q:
-    """Accounts whose monthly cycle starts on `day`: cycle day = the day of the month, or a later
-    cycle day the month does not have when `day` is its last day (31 on 30 April)."""
+    """Accounts whose bill period starts on `day` (the account's `cycle`):
+    - monthly, quarterly, yearly: cycle day = the day of the month, or a later cycle day the month
+      does not have when `day` is its last day (31 on 30 April); quarterly, in a month 0, 3, 6 or 9
+      months from the cycle month; yearly, in the cycle month;
+    - weekly: the account's weekday is the day's."""
     last = calendar.monthrange(day.year, day.month)[1]
-    return Q(bill_cycle_day=day.day) | (Q(bill_cycle_day__gt=day.day) if day.day == last else Q(pk__in=[]))
+    on_day = Q(bill_cycle_day=day.day) | (Q(bill_cycle_day__gt=day.day) if day.day == last else Q(pk__in=[]))
+    quarter_months = [m for m in range(1, 13) if (day.month - m) % 3 == 0]
+    return (Q(bill_period="week", bill_weekday=day.weekday())
+            | (on_day & (Q(bill_period="month") | Q(bill_period="quarter", bill_cycle_month__in=quarter_months)
+                         | Q(bill_period="year", bill_cycle_month=day.month))))
 
 
 def accounts_of(run: BillRun):
@@ -79,12 +87,14 @@ def accounts_of(run: BillRun):
         accounts = accounts.filter(due_on(run.day))
     if run.reseller_id:
         accounts = accounts.filter(reseller_id=run.reseller_id)
+    if run.segment:
+        accounts = accounts.filter(segment=run.segment)
     return accounts.order_by("pk")
 
 
 @transaction.atomic
 def start(actor: Actor, day: date, *, every_account: bool = False, cycle_day: int | None = None,
-          reseller: str | None = None, accounts: Sequence[str] = ()) -> BillRun:
+          reseller: str | None = None, segment: str = "", accounts: Sequence[str] = ()) -> BillRun:
     actor.require_write()
     if cycle_day is not None and not 1 <= cycle_day <= 31:
         raise ValidationFailed(f"cycle_day: 1 to 31, not {cycle_day}", field="cycle_day")
@@ -99,11 +109,12 @@ def start(actor: Actor, day: date, *, every_account: bool = False, cycle_day: in
         if missing := [n for n in numbers if n not in known]:
             raise ValidationFailed(f"accounts: no account {', '.join(missing)}", field="accounts")
     run = BillRun.objects.create(day=day, every_account=every_account, cycle_day=cycle_day, reseller=found_reseller,
-                                 account_numbers=numbers, created_by=actor.label[:200])
+                                 segment=segment, account_numbers=numbers, created_by=actor.label[:200])
     run.accounts = accounts_of(run).count()
     run.save(update_fields=["accounts"])
     audit.record(actor, "billrun.started", run, {"day": day, "accounts": run.accounts, "every_account": every_account,
-                                                 "cycle_day": cycle_day, "reseller": reseller, "numbers": numbers})
+                                                 "cycle_day": cycle_day, "reseller": reseller, "segment": segment,
+                                                 "numbers": numbers})
     return run
 
 

@@ -16,7 +16,10 @@ same `Line` shape with their `id`; a credit is a negative line whose `reverses` 
 corrects.
 
 What is due by the target date:
-- in advance: every service period that starts on or before it;
+- in advance: every service period that starts before the account's next bill date (`until`: the
+  end of the account's bill period holding the target date, so a quarterly account billed on
+  1 January pays January, February and March of a monthly charge; by default the day after the
+  target: every period that starts on or before it);
 - in arrears: every period that has ended by it, and the part of a period before the charge
   ended (a termination) once that end is reached.
 
@@ -41,7 +44,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from obol.core.errors import ValidationFailed
@@ -51,6 +54,7 @@ from obol.core.rounding import RoundingPlace, RoundingRule, round_amount
 
 ADVANCE, ARREARS = "advance", "arrears"
 RECURRING, ONE_TIME = "recurring", "one_time"
+ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -194,9 +198,9 @@ def _prorate(charge: RecurringCharge, span: Span | None) -> bool:
     return charge.prorate if span is None or span.prorate is None else span.prorate
 
 
-def _due(charge: RecurringCharge, period: Period, billed: Intervals, target: date) -> bool:
+def _due(charge: RecurringCharge, period: Period, billed: Intervals, target: date, until: date) -> bool:
     if _billing(charge, _first_span(charge, period)) == ADVANCE:
-        return period.start <= target
+        return period.start < until
     if period.end <= target:
         return True
     # in arrears, a period the charge left early is due once it has left it
@@ -275,29 +279,31 @@ class _Ledger:
                     reverses=item.id, label=item.label, revenue_account=item.revenue_account)
 
 
-def _periods(charge: RecurringCharge, ledger: _Ledger, target: date) -> list[Period]:
+def _periods(charge: RecurringCharge, ledger: _Ledger, until: date) -> list[Period]:
     """The charge's service periods (its cycle as it is now) from its first billed or invoiced day
-    to the target date: every day is in exactly one of them, whatever cycle older lines were cut by."""
+    to the day before `until`: every day is in exactly one of them, whatever cycle older lines were
+    cut by."""
     starts = [span.start for span in charge.spans] + [item.start for item in ledger.items]
     if not starts:
         return []
     ends = [span.end for span in charge.spans] + [item.end for item in ledger.items]
     last = None if None in ends else max(ends)
     found, period = [], charge.cycle.period_containing(min(starts))
-    while period.start <= target and (last is None or period.start < last):
+    while period.start < until and (last is None or period.start < last):
         found.append(period)
         period = charge.cycle.next(period)
     return found
 
 
-def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: date, rounder: _Rounder) -> list[Line]:
+def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: date, rounder: _Rounder,
+                    until: date) -> list[Line]:
     ledger = _Ledger([line for line in invoiced if line.subscription == charge.subscription
                       and line.code == charge.code and line.kind == RECURRING])
     spans = {span.per_period: span for span in charge.spans}  # a price's terms: its (last) span's
     lines = []
-    for period in _periods(charge, ledger, target):
+    for period in _periods(charge, ledger, until):
         billed = _billed(charge, period)
-        if not _due(charge, period, _merge(d for days in billed.values() for d in days), target):
+        if not _due(charge, period, _merge(d for days in billed.values() for d in days), target, until):
             continue
         for price in sorted(set(billed) | ledger.prices(period)):
             pieces = ledger.covered(price, period)
@@ -360,12 +366,16 @@ class Events:
     invoiced: tuple[Line, ...] = field(default=())
 
 
-def calculate(events: Events, target: date, currency: str, rule: str = RoundingRule.HALF_UP) -> list[Line]:
+def calculate(events: Events, target: date, currency: str, rule: str = RoundingRule.HALF_UP,
+              until: date | None = None) -> list[Line]:
     """The lines to invoice on `target` so that the invoices agree with the events: new charges,
-    and credits for what was invoiced but is no longer due."""
+    and credits for what was invoiced but is no longer due. `until`: the account's next bill date
+    (charges in advance are billed for the periods starting before it); default the day after
+    `target`."""
     rounder = _Rounder(currency, rule)
+    until = max(until or target, target + ONE_DAY)
     lines = []
     for charge in events.recurring:
-        lines += recurring_lines(charge, events.invoiced, target, rounder)
+        lines += recurring_lines(charge, events.invoiced, target, rounder, until)
     lines += one_time_lines(events.one_time, events.invoiced, target, rounder)
     return sorted(lines, key=lambda line: (line.subscription, line.code, line.start, line.amount >= 0, line.amount))

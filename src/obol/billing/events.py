@@ -85,6 +85,16 @@ def _label(version: PricePlanVersion, quantity: Decimal) -> str:
     return version.plan.name if quantity == 1 else f"{version.plan.name} x {quantity.normalize()}"
 
 
+def charge_cycle(account: BillingAccount, period: str, start: date) -> Cycle:
+    """The service periods of a charge priced per `period`, for a subscription from `start`: on the
+    account's cycle day; a quarter or a year from the account's cycle month when the account is
+    billed quarterly or yearly, else from the month the subscription started; a week from the
+    account's weekday when it is billed weekly, else from the subscription's first weekday."""
+    month = account.bill_cycle_month if account.bill_period in ("quarter", "year") else start.month
+    weekday = account.bill_weekday if account.bill_period == "week" else start.weekday()
+    return Cycle(period, day=account.bill_cycle_day, month=month, weekday=weekday)
+
+
 def subscription_events(account: BillingAccount, subscription: Subscription, steps: list[timeline.Step],
                         versions: dict[int, list[PricePlanVersion]]):
     spans: dict[str, list[charges.Span]] = defaultdict(list)
@@ -101,7 +111,7 @@ def subscription_events(account: BillingAccount, subscription: Subscription, ste
     recurring = []
     for code, found in spans.items():
         charge, start = first[code], subscription.start_date
-        cycle = Cycle(charge.period or "month", day=account.bill_cycle_day, month=start.month, weekday=start.weekday())
+        cycle = charge_cycle(account, charge.period or "month", start)
         recurring.append(charges.RecurringCharge(
             str(subscription.pk), code, charge.name, cycle, charge.billing or charges.ADVANCE, charge.prorate,
             tuple(found), charge.tax_category, _revenue(charge)))

@@ -54,6 +54,7 @@ class BillRun(TenantOwned):
                                                  help_text="Only accounts with this cycle day (default: those due)")
     reseller = models.ForeignKey("customers.Reseller", null=True, blank=True, on_delete=models.PROTECT,
                                  related_name="+")
+    segment = models.CharField(max_length=40, blank=True, help_text="Only accounts of this segment")
     account_numbers = models.JSONField(default=list, blank=True, help_text="Only these accounts")
     accounts = models.PositiveIntegerField(default=0, help_text="Accounts taken")
     invoices = models.PositiveIntegerField(default=0, help_text="Invoices generated")

@@ -147,7 +147,8 @@ def generate_many(actor: Actor, accounts: list[BillingAccount], target: date, bi
     made: list[_Draft] = []
     for account in todo:
         try:
-            lines = charges.calculate(found[account.pk], target, account.currency, rule)
+            lines = charges.calculate(found[account.pk], target, account.currency, rule,
+                                      until=account.cycle.period_containing(target).end)
             if not lines:
                 outcome[account.pk] = None
                 continue

@@ -42,9 +42,11 @@ class CustomerAdmin(TenantScopedAdmin):
 
 @admin.register(BillingAccount)
 class BillingAccountAdmin(TenantScopedAdmin):
-    list_display = ["number", "name", "customer", "currency", "mode", "bill_cycle_day", "credit_limit",
+    list_display = ["number", "name", "customer", "currency", "mode", "bill_period", "bill_cycle_day", "segment",
+                    "credit_limit",
                     "omit_from_dunning", "status"]
-    list_filter = ["mode", "currency", "status", "omit_from_dunning", "reseller", "bill_cycle_day"]
+    list_filter = ["mode", "currency", "status", "omit_from_dunning", "reseller", "bill_period", "bill_cycle_day",
+                   "segment"]
     search_fields = ["number", "name", "customer__name", "customer__number"]
     raw_id_fields = ["customer", "parent", "billing_contact"]
     list_select_related = ["customer"]

@@ -150,6 +150,10 @@ def add_address(request, customer_id: int, payload: AddressIn):
 class AccountPatch(Schema):
     name: str | None = None
     bill_cycle_day: int | None = Field(None, ge=1, le=31)
+    bill_period: Literal["week", "month", "quarter", "year"] | None = None
+    bill_cycle_month: int | None = Field(None, ge=1, le=12, description="Quarterly, yearly: the month a period starts in")
+    bill_weekday: int | None = Field(None, ge=0, le=6, description="Weekly: 0 (Monday) to 6 (Sunday)")
+    segment: str | None = Field(None, max_length=40)
     payment_terms_days: int | None = Field(None, ge=0, le=365)
     mode: Literal["prepaid", "postpaid", "hybrid"] | None = None
     credit_limit: Decimal | None = Field(None, description="Decimal string, in the account's currency")
@@ -174,6 +178,10 @@ class AccountOut(Schema):
     name: str
     currency: str
     bill_cycle_day: int
+    bill_period: str
+    bill_cycle_month: int
+    bill_weekday: int
+    segment: str
     payment_terms_days: int
     mode: str
     credit_limit: Decimal | None
@@ -190,6 +198,8 @@ class AccountFilter(FilterSchema):
     mode: Literal["prepaid", "postpaid", "hybrid"] | None = None
     currency: str | None = None
     bill_cycle_day: int | None = None
+    bill_period: Literal["week", "month", "quarter", "year"] | None = None
+    segment: str | None = None
     reseller: Annotated[str | None, FilterLookup("reseller__code")] = None
     omit_from_dunning: bool | None = None
     q: Annotated[str | None, FilterLookup(["number__icontains", "name__icontains", "customer__name__icontains"])] = None

@@ -8,6 +8,7 @@ from django.db import models
 from obol.core import clock
 from obol.core.errors import ValidationFailed
 from obol.core.fields import ExactDecimalField, UnitField
+from obol.core.periods import Cycle
 from obol.core.tenancy import TenantOwned
 from obol.core.validation import as_django_error
 from obol.customers.taxid import normalise_tax_id
@@ -119,6 +120,12 @@ class BillingAccount(TenantOwned):
         ACTIVE = "active", "Active"
         CLOSED = "closed", "Closed"
 
+    class BillPeriod(models.TextChoices):
+        WEEK = "week", "Weekly"
+        MONTH = "month", "Monthly"
+        QUARTER = "quarter", "Quarterly"
+        YEAR = "year", "Yearly"
+
     number = models.CharField(max_length=40, help_text="Account number, unique in the tenant")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="accounts")
     name = models.CharField(max_length=200, blank=True)
@@ -127,6 +134,20 @@ class BillingAccount(TenantOwned):
         default=1, validators=[MinValueValidator(1), MaxValueValidator(31)],
         help_text="Day of the month the cycle starts (31 means the last day of shorter months)",
     )
+    bill_period = models.CharField(
+        max_length=7, choices=BillPeriod.choices, default=BillPeriod.MONTH,
+        help_text="How often the account is invoiced; charges billed in advance are billed up to the next bill date",
+    )
+    bill_cycle_month = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(12)],
+        help_text="Quarterly and yearly: the month (1-12) a quarter or year starts in",
+    )
+    bill_weekday = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(6)],
+        help_text="Weekly: the day the week starts, 0 (Monday) to 6 (Sunday)",
+    )
+    segment = models.CharField(max_length=40, blank=True, db_index=True,
+                               help_text="A label to group accounts by (residential, business, ...); bill runs filter on it")
     payment_terms_days = models.PositiveSmallIntegerField(default=14)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.POSTPAID)
     credit_limit = ExactDecimalField(null=True, blank=True, help_text="In the account's currency; empty: no limit")
@@ -149,10 +170,20 @@ class BillingAccount(TenantOwned):
                 condition=models.Q(bill_cycle_day__gte=1) & models.Q(bill_cycle_day__lte=31),
                 name="account_bill_cycle_day_1_31",
             ),
+            models.CheckConstraint(
+                condition=models.Q(bill_cycle_month__gte=1) & models.Q(bill_cycle_month__lte=12)
+                & models.Q(bill_weekday__lte=6),
+                name="account_bill_cycle_month_weekday",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}".strip()
+
+    @property
+    def cycle(self) -> Cycle:
+        """The account's bill cycle: its period, cycle day, month (quarters, years), weekday (weeks)."""
+        return Cycle(self.bill_period, day=self.bill_cycle_day, month=self.bill_cycle_month, weekday=self.bill_weekday)
 
     def clean(self):
         try:

@@ -1,6 +1,6 @@
 """`obol billrun`: bill runs from the command line (see billing/billrun.py).
 
-    obol billrun start --date 2026-12-01 [--all | --cycle-day 1] [--reseller R] [--accounts A-1,A-2]
+    obol billrun start --date 2026-12-01 [--all | --cycle-day 1] [--reseller R] [--segment S] [--accounts A-1,A-2]
                        [--workers 4] [--json]          # records the run and generates its drafts
     obol billrun generate RUN [--workers 4] [--json]  # again: resumes a run stopped anywhere
     obol billrun accept|cancel|issue RUN [--invoices 12,FV/2026/000001] [--accounts A-1] [--on DATE] [--json]
@@ -65,6 +65,7 @@ class Command(BaseCommand):
         start.add_argument("--all", action="store_true", help="every account, whatever its cycle day")
         start.add_argument("--cycle-day", type=int, help="only accounts with this cycle day")
         start.add_argument("--reseller", help="only this reseller's accounts")
+        start.add_argument("--segment", default="", help="only accounts of this segment")
         start.add_argument("--accounts", help="only these account numbers (comma-separated)")
         gen = sub.add_parser("generate", help="generate a run's drafts again (resumes a stopped run)")
         gen.add_argument("run", type=int)
@@ -105,9 +106,10 @@ class Command(BaseCommand):
     def _print(self, summary) -> None:
         self.stdout.write(json.dumps(summary.as_dict()) if self.as_json else str(summary))
 
-    def do_start(self, date=None, all=False, cycle_day=None, reseller=None, accounts=None, workers=1, **_):  # noqa: A002
+    def do_start(self, date=None, all=False, cycle_day=None, reseller=None, segment="", accounts=None, workers=1,  # noqa: A002
+                 **_):
         run = billrun.start(self.actor, day_option(date, "--date"), every_account=all, cycle_day=cycle_day,
-                            reseller=reseller, accounts=_list(accounts))
+                            reseller=reseller, segment=segment, accounts=_list(accounts))
         if not self.as_json:
             self.stdout.write(f"bill run {run.pk} of {run.day}: {run.accounts} accounts")
         self.do_generate(run.pk, workers=workers)
