@@ -490,9 +490,14 @@ class Discount:
 def discounts_for(account, period_start: date, period_end: date) -> list[Discount]:
     """The discounts of `account` whose window overlaps [period_start, period_end) (end exclusive),
     oldest first. A cancelled application counts for the days before its cancellation."""
+    return discounts_of([account.pk], period_start, period_end).get(account.pk, [])
+
+
+def discounts_of(account_ids, period_start: date, period_end: date) -> dict[int, list[Discount]]:
+    """`discounts_for` of many accounts in one query: {account id: its discounts}."""
     applications = (
         PromotionApplication.objects.filter(
-            account=account,
+            account_id__in=list(account_ids),
             promotion__kind=Promotion.Kind.DISCOUNT,
             start_date__lt=period_end,
             end_date__gt=period_start,
@@ -500,13 +505,13 @@ def discounts_for(account, period_start: date, period_end: date) -> list[Discoun
         .select_related("promotion")
         .order_by("start_date", "pk")
     )
-    found = []
+    found: dict[int, list[Discount]] = {}
     for application in applications:
         if application.end_date <= application.start_date:
             continue
         promotion = application.promotion
         kind = promotion.discount_type
-        found.append(
+        found.setdefault(application.account_id, []).append(
             Discount(
                 promotion_code=promotion.code,
                 promotion_name=promotion.name,

@@ -36,8 +36,11 @@ gives a credit of 10.00 (old plan, 21-30 November) and a charge of 20.00 (new pl
 Without proration a period is billed whole, at the span in force on its first billed day. A
 change later in the period counts from the next period, and an ending credits nothing.
 
+Usage aggregates are billed in arrears by `usage_charges`, and discounts apply to the lines by
+`discounts`; `calculate` gives all of them.
+
 Amounts are rounded once per line, at INVOICE_LINE, in the account's currency with the tenant's
-rule (`core/rounding.py`).
+rule (`core/rounding.py`, `lines.Rounder`).
 """
 from __future__ import annotations
 
@@ -48,9 +51,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from obol.core.errors import ValidationFailed
-from obol.core.money import EXACT, Amount
+from obol.core.money import EXACT
+from obol.billing.discounts import DISCOUNT, Discount, discount_lines
+from obol.billing.lines import Line, Rounder
+from obol.billing.usage_charges import UsageAggregate, usage_lines
 from obol.core.periods import Cycle, Period
-from obol.core.rounding import RoundingPlace, RoundingRule, round_amount
+from obol.core.rounding import RoundingRule
 
 ADVANCE, ARREARS = "advance", "arrears"
 RECURRING, ONE_TIME = "recurring", "one_time"
@@ -103,44 +109,6 @@ class OneTimeCharge:
     amount: Decimal
     tax_category: str = "standard"
     revenue_account: str = ""
-
-
-@dataclass(frozen=True)
-class Line:
-    """One invoice line: `amount` (rounded; negative for a credit) for the service days `start` to
-    `end` (excluded) of the charge `code` of `subscription`."""
-
-    subscription: str
-    code: str
-    name: str
-    kind: str  # recurring | one_time
-    amount: Decimal
-    start: date
-    end: date
-    per_period: Decimal | None = None  # recurring: what a whole period costs at this price
-    period: Period | None = None  # recurring: the service period the days belong to
-    tax_category: str = "standard"
-    reverses: str | None = None  # a credit: the id of the invoiced line it corrects
-    id: str = ""  # an invoiced line's own id
-    label: str = ""
-    revenue_account: str = ""
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
-
-    @property
-    def is_credit(self) -> bool:
-        return self.reverses is not None
-
-
-@dataclass
-class _Rounder:
-    currency: str
-    rule: str
-
-    def __call__(self, value: Decimal) -> Decimal:
-        return round_amount(Amount(value, self.currency), RoundingPlace.INVOICE_LINE, self.rule).value
 
 
 # --- day intervals: sorted, disjoint [start, end) -------------------------------------------------
@@ -263,7 +231,7 @@ class _Ledger:
     def prices(self, period: Period) -> set[Decimal]:
         return {item.per_period for item in self.items if _overlap((item.start, item.end), (period.start, period.end))}
 
-    def credit(self, item: Line, days: tuple[date, date], rounder: _Rounder) -> Line:
+    def credit(self, item: Line, days: tuple[date, date], rounder: Rounder) -> Line:
         """A line taking `days` back from `item`: its share of the item's amount; the item's last
         days take exactly what is left of it."""
         count = (days[1] - days[0]).days
@@ -295,7 +263,7 @@ def _periods(charge: RecurringCharge, ledger: _Ledger, until: date) -> list[Peri
     return found
 
 
-def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: date, rounder: _Rounder,
+def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: date, rounder: Rounder,
                     until: date) -> list[Line]:
     ledger = _Ledger([line for line in invoiced if line.subscription == charge.subscription
                       and line.code == charge.code and line.kind == RECURRING])
@@ -328,7 +296,7 @@ def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: d
 # --- one-time charges -----------------------------------------------------------------------------
 
 def one_time_lines(charges: Sequence[OneTimeCharge], invoiced: Sequence[Line], target: date,
-                   rounder: _Rounder) -> list[Line]:
+                   rounder: Rounder) -> list[Line]:
     """Charges due by the target date and not invoiced yet; invoiced ones no longer in the events
     (an ad-hoc charge withdrawn) are credited with what is left of them."""
     due = {(c.subscription, c.code, c.on): c for c in charges if c.on <= target}
@@ -364,6 +332,8 @@ class Events:
     recurring: tuple[RecurringCharge, ...] = ()
     one_time: tuple[OneTimeCharge, ...] = ()
     invoiced: tuple[Line, ...] = field(default=())
+    usage: tuple[UsageAggregate, ...] = ()
+    discounts: tuple[Discount, ...] = ()
 
 
 def calculate(events: Events, target: date, currency: str, rule: str = RoundingRule.HALF_UP,
@@ -372,10 +342,13 @@ def calculate(events: Events, target: date, currency: str, rule: str = RoundingR
     and credits for what was invoiced but is no longer due. `until`: the account's next bill date
     (charges in advance are billed for the periods starting before it); default the day after
     `target`."""
-    rounder = _Rounder(currency, rule)
+    rounder = Rounder(currency, rule)
     until = max(until or target, target + ONE_DAY)
     lines = []
     for charge in events.recurring:
         lines += recurring_lines(charge, events.invoiced, target, rounder, until)
     lines += one_time_lines(events.one_time, events.invoiced, target, rounder)
-    return sorted(lines, key=lambda line: (line.subscription, line.code, line.start, line.amount >= 0, line.amount))
+    lines += usage_lines(events.usage, events.invoiced, target, rounder)
+    lines += discount_lines(events.discounts, events.invoiced, lines, target, rounder)
+    return sorted(lines, key=lambda line: (line.kind == DISCOUNT, line.subscription, line.code, line.start,
+                                           line.amount >= 0, line.amount))  # discounts after what they discount

@@ -8,7 +8,10 @@ the lines its invoices already hold.
   or quantity charge of the version in force gives a span: a recurring charge costs price x
   quantity a period, a quantity charge what its model makes of the quantity.
 - One-time charges fall on the activation or the termination day, at the version then in force.
-- Usage charges are billed from rated records (not yet).
+- Usage is billed from the rated records of postpaid accounts, summed per subscription, service,
+  destination group and usage period (`usage_of`, `billing.usage_charges`).
+- Discounts are the promotions applied to the account's subscriptions (`discounts_of`,
+  `billing.discounts`).
 - Invoiced lines are those of every invoice and credit note of the account that is not cancelled.
 
 A charge is known by its code across plan changes and versions, so a plan change repairs it by
@@ -20,29 +23,35 @@ price's span. The service periods follow the cycle of the charge's first version
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import F
+from django.db.models import Count, F, Sum
 
-from obol.billing import charges
+from obol.balances import promotions
+from obol.billing import charges, discounts
 from obol.billing.charge_models import Tier, price_quantity
 from obol.billing.models import Invoice, InvoiceLine
-from obol.catalog.models import Charge, PricePlanVersion
+from obol.billing.usage_charges import UsageAggregate
+from obol.catalog.models import Charge, PricePlanVersion, Service
 from obol.core.bulk import filter_in
 from obol.core.money import EXACT
 from obol.core.periods import Cycle, Period
 from obol.customers.models import BillingAccount
 from obol.subscriptions import timeline
 from obol.subscriptions.models import Subscription, SubscriptionChange
+from obol.usage.models import RatedRecord
 
 BILLED_STATES = {timeline.ACTIVE, timeline.SUSPENDED}
+# Usage older than this before a run is no longer billed (nor re-billed): it bounds what each run reads.
+USAGE_LOOKBACK_DAYS = 400
 
 
 def _versions(plan_ids) -> dict[int, list[PricePlanVersion]]:
     found = defaultdict(list)
     for version in (PricePlanVersion.objects.filter(plan_id__in=plan_ids).select_related("plan")
-                    .prefetch_related("charges__tiers", "charges__product").order_by("plan_id", "effective_from")):
+                    .prefetch_related("charges__tiers", "charges__product", "charges__service")
+                    .order_by("plan_id", "effective_from")):
         version.charge_list = list(version.charges.all())  # plain lists: read for every subscription
         for charge in version.charge_list:
             charge.tier_list = [Tier(t.up_to, t.unit_price, t.flat_fee) for t in charge.tiers.all()]
@@ -131,12 +140,72 @@ def subscription_events(account: BillingAccount, subscription: Subscription, ste
     return recurring, one_time
 
 
+def _usage_charge(steps: list[timeline.Step], versions: dict[int, list[PricePlanVersion]], service: str,
+                  day: date) -> Charge | None:
+    """The usage charge of `service` in the plan version the subscription had on `day` (else its
+    latest plan's): it names the line and gives its tax category and revenue account."""
+    step = next((s for s in reversed(steps) if s.effective_date <= day), steps[-1] if steps else None)
+    if step is None:
+        return None
+    own = versions.get(step.plan_id, [])
+    version = next((v for v in reversed(own) if v.effective_from <= day), own[-1] if own else None)
+    return next((c for c in (version.charge_list if version else ()) if c.kind == Charge.Kind.USAGE
+                 and c.service is not None and c.service.code == service), None)
+
+
+def usage_of(accounts: list[BillingAccount], target: date, steps: dict[int, list[timeline.Step]],
+             versions: dict[int, list[PricePlanVersion]]) -> dict[int, list[UsageAggregate]]:
+    """The rated usage of the postpaid accounts before `target`, summed in the database per
+    subscription, service, destination group and usage period (the monthly cycle the records were
+    rated in), from records of the last USAGE_LOOKBACK_DAYS. Prepaid and hybrid accounts paid their
+    usage from their pockets: it is not invoiced."""
+    postpaid = {a.pk: a for a in accounts if a.mode == BillingAccount.Mode.POSTPAID}
+    since = datetime.combine(target - timedelta(days=USAGE_LOOKBACK_DAYS), time(0), tzinfo=UTC)
+    rows = filter_in(RatedRecord.objects.filter(start__gte=since, cycle_start__lt=target, cycle_start__isnull=False,
+                                                uncovered=False)
+                     .values("account_id", "subscription_id", "service", "destination_group", "cycle_start")
+                     .annotate(micros=Sum("price_micros"), billed=Sum("billed"), included=Sum("included"),
+                               records=Count("id")).order_by(), "account_id", list(postpaid))
+    rows = list(rows)
+    services = {s.code: s for s in Service.objects.filter(code__in={r["service"] for r in rows})}
+    found: dict[int, list[UsageAggregate]] = defaultdict(list)
+    for r in rows:
+        account, start = postpaid[r["account_id"]], r["cycle_start"]
+        end = Cycle("month", day=account.bill_cycle_day).period_containing(start).end
+        charge = _usage_charge(steps.get(r["subscription_id"], []), versions, r["service"], start)
+        service = services.get(r["service"])
+        name = (charge.name if charge else "") or (service.name if service else r["service"])
+        if r["destination_group"]:
+            name = f"{name} – {r['destination_group']}"
+        found[account.pk].append(UsageAggregate(
+            str(r["subscription_id"]), r["service"], r["destination_group"], Period(start, end),
+            Decimal(r["micros"] or 0).scaleb(-6), Decimal(r["billed"] or 0), Decimal(r["included"] or 0),
+            r["records"], service.unit if service else "", name,
+            charge.tax_category if charge else "standard", _revenue(charge) if charge else ""))
+    return found
+
+
+def discounts_of(accounts: list[BillingAccount], target: date) -> dict[int, list[discounts.Discount]]:
+    """The discounts (promotions applied to subscriptions, `balances.promotions`) of the accounts
+    whose window started by `target` and did not end before the last USAGE_LOOKBACK_DAYS."""
+    found: dict[int, list[discounts.Discount]] = defaultdict(list)
+    stored = promotions.discounts_of([a.pk for a in accounts], target - timedelta(days=USAGE_LOOKBACK_DAYS), target + timedelta(days=1))
+    for account_id, applied in stored.items():
+        for d in applied:
+            found[account_id].append(discounts.Discount(
+                f"discount:{d.application_id}", f"{d.promotion_name} ({d.promotion_code})", str(d.subscription_id),
+                d.kind, d.starts, d.ends, percent=d.percent, amount=d.amount.value if d.amount else None,
+                charge_kinds=d.charge_kinds, charge_codes=d.charge_codes, currency=d.amount.unit.code if d.amount else ""))
+    return found
+
+
 def _line(r: InvoiceLine) -> charges.Line:
     return charges.Line(str(r.subscription_id), r.charge_code, r.name, r.kind, r.amount, r.service_start,
                         r.service_end, per_period=r.per_period,
                         period=Period(r.period_start, r.period_end) if r.period_start else None,
                         tax_category=r.tax_category, reverses=str(r.reverses_id) if r.reverses_id else None,
-                        id=str(r.pk), label=r.label, revenue_account=r.revenue_account)
+                        id=str(r.pk), label=r.label, revenue_account=r.revenue_account, quantity=r.quantity,
+                        included=r.included, unit=r.unit)
 
 
 def events_of(accounts: list[BillingAccount], target: date,
@@ -165,7 +234,10 @@ def events_of(accounts: list[BillingAccount], target: date,
         r, o = subscription_events(by_account[subscription.account_id], subscription, steps[subscription.pk], versions)
         recurring[subscription.account_id] += r
         one_time[subscription.account_id] += o
-    return {pk: charges.Events(tuple(recurring[pk]), tuple(one_time[pk]), tuple(invoiced[pk])) for pk in ids}
+    usage = usage_of(accounts, target, steps, versions)
+    offs = discounts_of(accounts, target)
+    return {pk: charges.Events(tuple(recurring[pk]), tuple(one_time[pk]), tuple(invoiced[pk]), tuple(usage[pk]),
+                               tuple(offs[pk])) for pk in ids}
 
 
 def account_events(account: BillingAccount, target: date) -> charges.Events:

@@ -138,7 +138,7 @@ class InvoiceLine(TenantOwned):
     subscription = models.ForeignKey("subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="+")
     charge_code = models.CharField(max_length=120)
-    kind = models.CharField(max_length=12, help_text="recurring | one_time | adjustment")
+    kind = models.CharField(max_length=12, help_text="recurring | one_time | usage | discount | adhoc | adjustment")
     name = models.CharField(max_length=200)
     label = models.CharField(max_length=200, blank=True, help_text="The plan or quantity the line was priced at")
     amount = ExactDecimalField(help_text="Rounded per line; negative for a credit")
@@ -147,6 +147,9 @@ class InvoiceLine(TenantOwned):
     period_start = models.DateField(null=True, blank=True)
     period_end = models.DateField(null=True, blank=True)
     per_period = ExactDecimalField(null=True, blank=True, help_text="What a whole period cost at this price")
+    quantity = ExactDecimalField(null=True, blank=True, help_text="Usage: the units billed, in `unit`")
+    included = ExactDecimalField(null=True, blank=True, help_text="Usage: the units allowances paid, in `unit`")
+    unit = models.CharField(max_length=20, blank=True)
     tax_category = models.CharField(max_length=40, default="standard")
     revenue_account = models.CharField(max_length=20, blank=True, help_text="Empty: the tenant's default")
     tax_code = models.CharField(max_length=4, default="S")

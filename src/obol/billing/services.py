@@ -84,7 +84,7 @@ def _known_rates() -> list[tax.TaxRate]:
 
 _LINE_COLUMNS = ("tenant_id", "invoice_id", "position", "subscription_id", "charge_code", "kind", "name", "label",
                  "amount", "service_start", "service_end", "period_start", "period_end", "per_period", "tax_category",
-                 "revenue_account", "tax_code", "tax_rate", "reverses_id", "credits_id")
+                 "revenue_account", "tax_code", "tax_rate", "reverses_id", "credits_id", "quantity", "included", "unit")
 _TAX_COLUMNS = ("tenant_id", "invoice_id", "code", "rate", "taxable", "tax")
 
 
@@ -111,7 +111,8 @@ def _draft(account: BillingAccount, target: date, lines: list[charges.Line], kno
     rows = [(n, int(line.subscription) if line.subscription else None, line.code, line.kind, line.name, line.label, line.amount, line.start,
              line.end, line.period.start if line.period else None, line.period.end if line.period else None,
              line.per_period, line.tax_category, line.revenue_account, rates[line.tax_category].code,
-             rates[line.tax_category].rate, int(line.reverses) if line.reverses else None, None)
+             rates[line.tax_category].rate, int(line.reverses) if line.reverses else None, None, line.quantity,
+             line.included, line.unit)
             for n, line in enumerate(lines, start=1)]
     return _Draft(invoice, rows, [(t.code, t.rate, t.taxable, t.tax) for t in totals.subtotals])
 

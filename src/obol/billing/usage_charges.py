@@ -1,0 +1,90 @@
+"""Usage on invoices, pure: (an account's rated usage summed per subscription, service,
+destination group and usage period; the usage lines invoices already hold; the target date) ->
+the usage lines to add. No database, no clock.
+
+- **In arrears.** A usage period (the account's monthly cycle the records were rated in,
+  `RatedRecord.cycle_start`) is billed on the first run on or after the day it ends.
+- **The amount** is the period's rated price (the records' prices summed exactly, rounded once per
+  line at INVOICE_LINE). Allowances already paid for part of the usage: the line says the units
+  priced (the overage) and the units included.
+- **Never twice.** What invoices hold for the period (its line, supplements, credit notes'
+  reversals) is subtracted. Records rated after the period was invoiced (a late file) give a
+  supplement line on the next invoice; usage re-rated lower gives a credit that reverses the
+  period's line. A run that repeats proposes nothing.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from obol.billing.lines import Line, Rounder
+from obol.core.periods import Period
+
+USAGE = "usage"
+
+
+@dataclass(frozen=True)
+class UsageAggregate:
+    """The rated usage of one subscription's service and destination group in one usage period:
+    `amount` the exact sum of the records' prices; `quantity` the units priced; `included` the units
+    allowances paid."""
+
+    subscription: str
+    service: str
+    destination_group: str
+    period: Period
+    amount: Decimal
+    quantity: Decimal
+    included: Decimal = Decimal(0)
+    records: int = 0
+    unit: str = ""
+    name: str = ""
+    tax_category: str = "standard"
+    revenue_account: str = ""
+
+    @property
+    def code(self) -> str:
+        return f"usage:{self.service}:{self.destination_group}" if self.destination_group else f"usage:{self.service}"
+
+    @property
+    def label(self) -> str:
+        return label_of(self.quantity, self.included, self.unit)
+
+
+def label_of(quantity: Decimal, included: Decimal, unit: str) -> str:
+    text = f"{quantity.normalize():f} {unit}".strip()
+    return f"{text}, {included.normalize():f} included" if included else text
+
+
+def usage_lines(aggregates: Sequence[UsageAggregate], invoiced: Sequence[Line], target: date,
+                rounder: Rounder) -> list[Line]:
+    """The lines that make the invoices hold each ended usage period's rated amount."""
+    held: dict[tuple[str, str, date], list] = defaultdict(list)
+    for line in invoiced:
+        if line.kind == USAGE:
+            held[(line.subscription, line.code, line.start)].append(line)
+    wanted = {(a.subscription, a.code, a.period.start): a for a in aggregates if a.period.end <= target}
+    lines = []
+    for key in sorted(set(wanted) | {k for k, found in held.items() if found[0].end <= target}):
+        found, aggregate = held.get(key, []), wanted.get(key)
+        have = sum((line.amount for line in found), Decimal(0))
+        due = rounder(aggregate.amount) if aggregate else Decimal(0)
+        if due == have:
+            continue
+        items = [line for line in found if not line.is_credit and line.amount > 0]
+        reverses = max(items, key=lambda line: line.amount).id if due < have and items else None
+        quantity = (aggregate.quantity if aggregate else Decimal(0)) - sum(
+            (line.quantity or Decimal(0) for line in found), Decimal(0))
+        included = (aggregate.included if aggregate else Decimal(0)) - sum(
+            (line.included or Decimal(0) for line in found), Decimal(0))
+        first = aggregate or found[0]
+        period = aggregate.period if aggregate else Period(found[0].start, found[0].end)
+        unit = aggregate.unit if aggregate else found[0].unit
+        lines.append(Line(key[0], key[1], first.name, USAGE, due - have, period.start, period.end, period=period,
+                          tax_category=first.tax_category, reverses=reverses,
+                          label=label_of(quantity, included, unit), revenue_account=first.revenue_account,
+                          quantity=quantity, included=included, unit=unit))
+    return lines
