@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from obol.billing import services as billing
-from obol.billing.models import Invoice, TaxRate
+from obol.billing.models import BillingSettings, Invoice, TaxRate
 from obol.core.audit import history
 from obol.core.errors import IllegalTransition
 from obol.core.tenancy import current_tenant
@@ -113,3 +113,21 @@ def test_numbers_follow_dates_an_invoice_is_not_issued_before_the_last_one(vat, 
         billing.issue(system, numbers[1], date(2026, 11, 19))
     assert billing.issue(system, numbers[1], date(2026, 11, 20)).number == "INV/2026/000002"
     assert first.number == "INV/2026/000001"
+
+
+def test_a_back_dated_termination_is_credited_by_a_credit_note_when_so_configured(vat, system, in_tenant):
+    BillingSettings.objects.create(tenant=in_tenant, repairs="credit_note")
+    plan = make_plan("basic", price="31.00")
+    account = make_account()
+    subscription = subscriptions.subscribe(system, account, plan, start_date=date(2026, 12, 1))
+    december = issued(system, billing.generate(system, account, date(2026, 12, 1)), date(2026, 12, 1))
+    subscriptions.transition(system, subscription, "terminate", date(2026, 12, 11), reason="moved away")
+    note = billing.generate(system, account, date(2027, 1, 1))  # nothing else is due: only the credit note
+    assert (note.kind, note.credited, note.state) == ("credit_note", december, "draft")
+    assert lines(note) == [("Basic", "2026-12-11", "2027-01-01", D("-21.00"))]  # 21 of 31 days
+    assert (note.net, note.tax, note.gross) == (D("-21.00"), D("-3.99"), D("-24.99"))
+    assert billing.generate(system, account, date(2027, 1, 1)) is None  # the same run again adds nothing
+    note = issued(system, note, date(2027, 1, 1))
+    december.refresh_from_db()
+    assert note.number == "CN/2027/000001"
+    assert december.open_amount == D("11.90")  # 36.89 less 24.99

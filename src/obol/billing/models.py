@@ -189,6 +189,10 @@ class BillingSettings(TenantOwned):
                   "the sequence restarts with each year (or month) the pattern names")
     credit_note_pattern = models.CharField(max_length=80, default="CN/{yyyy}/{seq:06}")
     prices_include_tax = models.BooleanField(default=False)
+    repairs = models.CharField(
+        max_length=12, choices=[("next_invoice", "On the next invoice"), ("credit_note", "As a credit note")],
+        default="next_invoice",
+        help_text="Where credits for what an issued invoice billed and is no longer due go (a back-dated termination)")
     receivables_account = models.CharField(max_length=20, default="1200")
     revenue_account = models.CharField(max_length=20, default="4000", help_text="For products without their own")
     vat_account = models.CharField(max_length=20, default="2200",

@@ -29,7 +29,7 @@ from obol.billing.models import (
 )
 from obol.core import audit, clock, numbering
 from obol.core.actors import Actor
-from obol.core.bulk import insert_values, update_column
+from obol.core.bulk import filter_in, insert_values, update_column
 from obol.core.errors import IllegalTransition, NotFound, ObolError, ValidationFailed
 from obol.core.money import Amount, display
 from obol.core.rounding import RoundingPlace, round_amount
@@ -99,20 +99,24 @@ class _Draft:
 
 
 def _draft(account: BillingAccount, target: date, lines: list[charges.Line], known: list[tax.TaxRate],
-           bill_run: BillRun | None, prices_include_tax: bool, rule: str) -> _Draft:
-    """The invoice of `lines`, with its VAT worked out per rate category (EN 16931)."""
+           bill_run: BillRun | None, prices_include_tax: bool, rule: str, credited: Invoice | None = None) -> _Draft:
+    """The invoice of `lines`, with its VAT worked out per rate category (EN 16931); with
+    `credited`, a credit note of that invoice (its VAT never more than the invoice charged)."""
     country = _country(account)
     rates = {category: tax.rate_for(known, country, category, target) for category in {l.tax_category for l in lines}}
     totals = tax.breakdown([(line.amount, rates[line.tax_category]) for line in lines], account.currency, rule,
                            prices_include_tax=prices_include_tax)
+    if credited is not None:
+        totals = _credited_vat(credited, None, totals)
     invoice = Invoice(tenant_id=account.tenant_id, account=account, invoice_date=target, currency=account.currency,
                       prices_include_tax=prices_include_tax, bill_run=bill_run, net=totals.net, tax=totals.tax,
-                      gross=totals.gross)
+                      gross=totals.gross, kind=Invoice.Kind.CREDIT_NOTE if credited else Invoice.Kind.INVOICE,
+                      credited=credited)
     rows = [(n, int(line.subscription) if line.subscription else None, line.code, line.kind, line.name, line.label, line.amount, line.start,
              line.end, line.period.start if line.period else None, line.period.end if line.period else None,
              line.per_period, line.tax_category, line.revenue_account, rates[line.tax_category].code,
-             rates[line.tax_category].rate, int(line.reverses) if line.reverses else None, None, line.quantity,
-             line.included, line.unit)
+             rates[line.tax_category].rate, int(line.reverses) if line.reverses else None,
+             int(line.reverses) if credited and line.reverses else None, line.quantity, line.included, line.unit)
             for n, line in enumerate(lines, start=1)]
     return _Draft(invoice, rows, [(t.code, t.rate, t.taxable, t.tax) for t in totals.subtotals])
 
@@ -144,23 +148,61 @@ def generate_many(actor: Actor, accounts: list[BillingAccount], target: date, bi
     outcome.update(drafts)
     todo = [account for account in accounts if account.pk not in drafts]
     found = events.events_of(todo, target, versions)
-    known, rule, include = _known_rates(), current_tenant().rounding, settings().prices_include_tax
-    made: list[_Draft] = []
+    config = settings()
+    known, rule, include = _known_rates(), current_tenant().rounding, config.prices_include_tax
+    proposed = {}
     for account in todo:
         try:
-            lines = charges.calculate(found[account.pk], target, account.currency, rule,
-                                      until=account.cycle.period_containing(target).end)
-            if not lines:
-                outcome[account.pk] = None
-                continue
-            made.append(_draft(account, target, lines, known, bill_run, include, rule))
+            proposed[account.pk] = charges.calculate(found[account.pk], target, account.currency, rule,
+                                                     until=account.cycle.period_containing(target).end)
         except ObolError as error:
             outcome[account.pk] = error
+    issued = _issued_invoices_of_repairs(proposed) if config.repairs == "credit_note" else {}
+    made: list[_Draft] = []
+    for account in todo:
+        if account.pk not in proposed:
+            continue
+        try:
+            lines, notes = _split_repairs(proposed[account.pk], issued)
+            drafts = [_draft(account, target, lines, known, bill_run, include, rule)] if lines else []
+            drafts += [_draft(account, target, part, known, bill_run, include, rule, credited=invoice)
+                       for invoice, part in notes]
+        except ObolError as error:
+            outcome[account.pk] = error
+            continue
+        made += drafts
+        outcome[account.pk] = drafts[0].invoice if drafts else None
     _write(made)
     audit.record_many(actor, "invoice.generated", [
-        (d.invoice, {"lines": len(d.lines), "gross": d.invoice.gross, "invoice_date": target}) for d in made])
-    outcome.update({d.invoice.account_id: d.invoice for d in made})
+        (d.invoice, {"lines": len(d.lines), "gross": d.invoice.gross, "invoice_date": target,
+                     **({"credits": d.invoice.credited.number, "repairs": True} if d.invoice.credited else {})})
+        for d in made])
     return outcome
+
+
+def _issued_invoices_of_repairs(proposed: dict[int, list[charges.Line]]) -> dict[str, Invoice]:
+    """{line id: its issued invoice} for the invoiced lines the proposed credits reverse."""
+    ids = {int(line.reverses) for lines in proposed.values() for line in lines if line.reverses and line.amount < 0}
+    if not ids:
+        return {}
+    rows = filter_in(InvoiceLine.objects.filter(invoice__state__in=(State.ISSUED, State.SENT),
+                                                invoice__kind=Invoice.Kind.INVOICE).select_related("invoice"),
+                     "pk", sorted(ids))
+    return {str(row.pk): row.invoice for row in rows}
+
+
+def _split_repairs(lines: list[charges.Line], issued: dict[str, Invoice]):
+    """With repairs as credit notes: the credits that reverse lines of issued invoices go on one
+    credit note per invoice; the rest stays on the invoice. (lines, [(invoice, its credits)])."""
+    notes: dict[int, tuple[Invoice, list[charges.Line]]] = {}
+    kept = []
+    for line in lines:
+        invoice = issued.get(line.reverses) if line.reverses and line.amount < 0 else None
+        if invoice is None:
+            kept.append(line)
+        else:
+            notes.setdefault(invoice.pk, (invoice, []))[1].append(line)
+    return kept, [notes[pk] for pk in sorted(notes)]
 
 
 def generate(actor: Actor, account: BillingAccount, target: date, bill_run: BillRun | None = None) -> Invoice | None:
