@@ -3,10 +3,13 @@ nothing. The routes come from the OpenAPI document, so a new route is covered (o
 until it says how to fill its parameters)."""
 import re
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 
 from obol.api.api import api as ninja_api
+from obol.billing import services as billing
+from obol.billing.models import Invoice, TaxRate
 from obol.charging.models import ChargingSession
 from obol.core import clock
 from obol.core.actors import Actor
@@ -48,6 +51,13 @@ BODIES = {
     ("post", "/charging/sessions/{session_id}/update"): {"request_id": "x-2", "used": 60, "requested": 60},
     ("post", "/charging/sessions/{session_id}/terminate"): {"request_id": "x-3", "used": 60},
     ("post", "/charging/events"): {"request_id": "x-4", "subscriber": "33600000001", "service": "sms"},
+    ("post", "/billing/accounts/{account_number}/one-off-invoices"): {"items": [{"name": "x", "amount": "1"}]},
+    ("post", "/billing/accounts/{account_number}/invoices"): {"date": "2026-03-01"},
+    ("post", "/billing/invoices/{invoice_id}/accept"): {},
+    ("post", "/billing/invoices/{invoice_id}/cancel"): {},
+    ("post", "/billing/invoices/{invoice_id}/issue"): {},
+    ("post", "/billing/invoices/{invoice_id}/send"): {"to": "intruder@example.org"},
+    ("post", "/billing/invoices/{invoice_id}/credit-notes"): {},
 }
 NOT_HERE = ("not_found", "unknown_subscriber", "unknown_session")
 TRANSITION = {"effective_date": "2026-03-01", "reason": "intrusion"}
@@ -69,7 +79,10 @@ def victim(other_tenant):
             tenant=other_tenant, account=account, subscription=sub, identifier="33600000001", service_kind="voice",
             service="voice", started_at=clock.now(), terms={}, granted=60, holds={str(pocket.pk): "0.10"},
             expires_at=clock.now() + timedelta(minutes=5))
-        return {"session_id": session.key, "pocket_id": pocket.pk, "customer_id": customer.pk, "account_id": account.pk, "subscription_id": sub.pk,
+        TaxRate.objects.create(country="FR", category="standard", rate=Decimal("20"), valid_from=date(2020, 1, 1))
+        invoice = billing.one_off(actor, account, [("Visit", Decimal("10.00"), "standard")], date(2026, 1, 5))
+        return {"invoice_id": invoice.pk, "account_number": account.number,
+                "session_id": session.key, "pocket_id": pocket.pk, "customer_id": customer.pk, "account_id": account.pk, "subscription_id": sub.pk,
                 "identifier_id": sub.identifiers.get().pk, "plan_id": plan.pk, "plan_code": plan.code}
 
 
@@ -101,6 +114,7 @@ def _snapshot():
             "pockets": list(Pocket.objects.order_by("pk").values()),
             "ledger": LedgerEntry.objects.count(),
             "charging sessions": list(ChargingSession.objects.order_by("pk").values()),
+            "invoices": list(Invoice.objects.order_by("pk").values()),
         }
 
 
@@ -137,3 +151,4 @@ def test_lists_show_only_the_callers_rows(api, victim):
     assert api.get("/subscriptions").json()["count"] == 0
     assert api.get("/subscriptions", identifier="33600000001").json()["count"] == 0
     assert api.get("/plans").json()["count"] == 0
+    assert api.get("/billing/invoices").json()["count"] == 0

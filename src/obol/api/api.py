@@ -81,6 +81,7 @@ def http_error(request, exc: HttpError):
 
 def _register_routers() -> None:
     from obol.balances.api import router as balances_router
+    from obol.billing.api import router as billing_router
     from obol.catalog.api import router as catalog_router
     from obol.charging.api import router as charging_router
     from obol.customers.api import router as customers_router
@@ -93,6 +94,7 @@ def _register_routers() -> None:
     api.add_router("/", balances_router)
     api.add_router("/", usage_router)
     api.add_router("/", charging_router)
+    api.add_router("/", billing_router)
 
 
 _register_routers()
