@@ -11,7 +11,7 @@ from django.core.management import call_command
 from obol.billing import billrun, services
 from obol.billing.models import BillRunError, Invoice, TaxRate
 from obol.core.tenancy import tenant_context
-from obol.customers.models import BillingAccount, Customer
+from obol.customers.models import BillingAccount, Contact, Customer
 from obol.subscriptions import services as subscriptions
 from tests.factories import make_account, make_plan
 
@@ -140,3 +140,27 @@ def test_the_command_starts_a_run_and_prints_json(tenant, system):
     out = StringIO()
     call_command("billrun", "show", str(summary["run"]), "--tenant", "acme", stdout=out)
     assert "1 accounts, 1 invoices, 0 with nothing due, 0 errors" in out.getvalue()
+
+
+def test_the_send_step_mails_each_issued_invoice_and_keeps_who_could_not_be_sent_to(
+        tenant, system, mail_to_smtp, django_capture_on_commit_callbacks):
+    populate(tenant, system, cycle_days=(1, 1))
+    with tenant_context(tenant):
+        account = BillingAccount.objects.get(number="A-0")
+        account.billing_contact = Contact.objects.create(tenant=tenant, customer=account.customer, name="Ada",
+                                                         email="ada@example.test")
+        account.save()
+        run = billrun.start(system, date(2026, 12, 1))
+        billrun.generate(system, run)
+        billrun.apply(system, run, "accept")
+        billrun.apply(system, run, "issue", on=date(2026, 12, 1))
+        with django_capture_on_commit_callbacks(execute=True):
+            sent = billrun.apply(system, run, "send")
+        assert (sent.taken, sent.done, sent.errors) == (2, 1, 1)
+        [failure] = BillRunError.objects.filter(run=run, step="send")
+        assert (failure.account.number, failure.field) == ("A-1", "billing_contact")
+        assert sorted(Invoice.objects.values_list("account__number", "state")) == [("A-0", "sent"), ("A-1", "issued")]
+        assert billrun.apply(system, run, "send").taken == 1  # only the one not sent yet
+    [mail] = mail_to_smtp.messages
+    assert mail["to"] == ["ada@example.test"]
+    assert [part.get_filename() for part in mail["message"].iter_attachments()] == ["INV-2026-000001.pdf"]

@@ -33,7 +33,7 @@ from obol.core.errors import ObolError, ValidationFailed
 from obol.core.money import digits
 from obol.customers.models import BillingAccount, Reseller
 
-STEPS = ("accept", "cancel", "issue")
+STEPS = ("accept", "cancel", "issue", "send")
 
 
 @dataclass
@@ -194,15 +194,34 @@ def _recount(run: BillRun) -> None:
     run.save(update_fields=["invoices", "errors", "accounts", "nothing_due", "state", "finished_at"])
 
 
+def _send(actor: Actor, invoices: list[Invoice]) -> dict[int, Invoice | ObolError]:
+    """Each invoice mailed with its PDF (`services.send`, one transaction and mail each); a mail
+    the server refused left the invoice issued, and is reported as the invoice's error."""
+    outcome: dict[int, Invoice | ObolError] = {}
+    for invoice in Invoice.objects.filter(pk__in=[i.pk for i in invoices]).select_related(
+            "account__billing_contact").order_by("pk"):
+        try:
+            outcome[invoice.pk] = services.send(actor, invoice)
+        except ObolError as error:
+            outcome[invoice.pk] = error
+    refused = Invoice.objects.filter(pk__in=[pk for pk, found in outcome.items() if not isinstance(found, ObolError)],
+                                     state=Invoice.State.ISSUED).values_list("pk", "number")
+    for pk, number in refused:
+        outcome[pk] = ObolError(f"invoice {number}: the mail server refused the mail; it stays issued",
+                                field="billing_contact", code="mail_refused")
+    return outcome
+
+
 def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (), accounts: Sequence[str] = (),
           on: date | None = None, progress: Callable[[int, int], None] | None = None) -> Summary:
-    """`step` (accept, cancel or issue) on the run's invoices that may take it, or on those of
-    `accounts` / with the draft ids or numbers in `numbers`."""
+    """`step` (accept, cancel, issue or send) on the run's invoices that may take it, or on those
+    of `accounts` / with the draft ids or numbers in `numbers`. Send takes the issued invoices (not
+    those sent already)."""
     if step not in STEPS:
         raise ValidationFailed(f"step: {step!r} is not one of {', '.join(STEPS)}", field="step")
     began = time.perf_counter()
     summary = Summary(run.pk, step, run.day.isoformat())
-    allowed, _ = services.TRANSITIONS[step]
+    allowed = {Invoice.State.ISSUED} if step == "send" else services.TRANSITIONS[step][0]
     invoices = Invoice.objects.filter(bill_run=run, state__in=allowed)
     if accounts:
         invoices = invoices.filter(account__number__in=accounts)
@@ -214,8 +233,10 @@ def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (),
     accounts = dict(chosen)
     for start in range(0, len(chosen), CHUNK):
         part = [Invoice(pk=pk) for pk, _ in chosen[start:start + CHUNK]]
-        options = {"on": on} if step == "issue" else {}
-        outcome = services.move_many(actor, part, step, **options)
+        if step == "send":
+            outcome = _send(actor, part)
+        else:
+            outcome = services.move_many(actor, part, step, **({"on": on} if step == "issue" else {}))
         for pk, found in outcome.items():
             if isinstance(found, ObolError):
                 _failed(run, accounts[pk], step, found)

@@ -168,6 +168,9 @@ class Command(BaseCommand):
     def do_issue(self, **options):
         self._move("issue", **options)
 
+    def do_send(self, **options):
+        self._move("send", **options)
+
     def _errors(self, run: BillRun, step: str) -> None:
         for failure in BillRunError.objects.filter(run=run, step=step).select_related("account")[:50]:
             self.stderr.write(f"account {failure.account.number}: {failure.code}: {failure.message}")
