@@ -70,7 +70,7 @@ def test_a_one_off_invoice_is_worked_out_accepted_and_issued(api, account):
 
 @pytest.mark.parametrize(("amount", "code", "field"), [
     ("ten", "invalid_request", "items[1].amount"),
-    ("10.005", "invalid", "items"),  # more decimals than EUR: the service says which item (counted from 1)
+    ("10.005", "invalid", "items[1].amount"),  # more decimals than EUR: the service names the item too
 ])
 def test_a_bad_amount_is_refused_naming_the_field(api, account, amount, code, field):
     body = {"items": [VISIT["items"][0], {**VISIT["items"][1], "amount": amount}]}

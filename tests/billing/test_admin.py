@@ -113,7 +113,7 @@ def test_the_one_off_form_shows_what_is_wrong(staff, rates):
     assert "There is no account A-9." in unknown
     inexact = _page(staff.post("/admin/billing/invoice/one-off/", _one_off_form(
         lines=[("Visit", "10.005", "standard")])))
-    assert "items[1].amount: 10.005 has more decimals than EUR" in inexact
+    assert "items[0].amount: 10.005 has more decimals than EUR" in inexact
     nameless = _page(staff.post("/admin/billing/invoice/one-off/",
                                 _one_off_form(lines=[("", "10.00", "standard")])))
     assert "A charge needs a name." in nameless

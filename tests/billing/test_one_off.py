@@ -38,3 +38,12 @@ def test_a_one_off_charge_needs_a_name_and_an_amount_in_the_currency(vat, system
         billing.one_off(system, account, [("Cable", D("10.005"), "standard")], date(2026, 11, 12))
     with pytest.raises(ValidationFailed, match="needs at least one charge"):
         billing.one_off(system, account, [], date(2026, 11, 12))
+
+
+def test_a_one_off_draft_does_not_stand_for_the_days_invoice(vat, system):
+    account = make_account()
+    subscriptions.subscribe(system, account, make_plan("basic", price="30.00"), start_date=date(2026, 11, 1))
+    visit = billing.one_off(system, account, [("Technician visit", D("80.00"), "standard")], date(2026, 11, 1))
+    november = billing.generate(system, account, date(2026, 11, 1))
+    assert november != visit and lines(november) == [("Basic", "2026-11-01", "2026-12-01", D("30.00"))]
+    assert billing.generate(system, account, date(2026, 11, 1)) == november  # and the run again finds its own

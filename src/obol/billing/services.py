@@ -139,8 +139,9 @@ def generate_many(actor: Actor, accounts: list[BillingAccount], target: date, bi
     actor.require_write()
     lock_accounts([account.pk for account in accounts])
     outcome: dict[int, Invoice | None | ObolError] = {}
-    drafts = {d.account_id: d for d in Invoice.objects.filter(
-        account__in=accounts, invoice_date=target, kind=Invoice.Kind.INVOICE, state=State.DRAFT)}
+    drafts = {d.account_id: d for d in Invoice.objects.filter(  # one-off drafts are not the day's invoice
+        account__in=accounts, invoice_date=target, kind=Invoice.Kind.INVOICE, state=State.DRAFT).exclude(
+        lines__kind=ADHOC)}
     stamp = [d for d in drafts.values() if bill_run is not None and d.bill_run_id is None]
     for draft in stamp:
         draft.bill_run = bill_run
@@ -230,13 +231,13 @@ def one_off(actor: Actor, account: BillingAccount, items: list[tuple[str, Decima
     rule = current_tenant().rounding
     end = on + timedelta(days=1)
     lines = []
-    for n, (name, amount, category) in enumerate(items, start=1):
+    for n, (name, amount, category) in enumerate(items):  # counted from 0, as the API's request checks count
         if not name:
-            raise ValidationFailed(f"items[{n}].name: a charge needs a name", field="items")
+            raise ValidationFailed(f"items[{n}].name: a charge needs a name", field=f"items[{n}].name")
         rounded = round_amount(Amount(amount, account.currency), RoundingPlace.INVOICE_LINE, rule).value
         if rounded != Decimal(amount):
             raise ValidationFailed(f"items[{n}].amount: {amount} has more decimals than {account.currency}",
-                                   field="items")
+                                   field=f"items[{n}].amount")
         lines.append(charges.Line("", ADHOC, name, ADHOC, rounded, on, end, tax_category=category or "standard"))
     draft = _draft(account, on, lines, _known_rates(), None, settings().prices_include_tax, rule)
     _write([draft])
@@ -405,6 +406,7 @@ def send(actor: Actor, invoice: Invoice, to: str | None = None) -> Invoice:
     """E-mail an issued invoice's PDF (the stored one) to `to` or the account's billing contact.
     The mail leaves after the transaction commits; if the mail server refuses it, the invoice goes
     back to issued and the failure is in its history."""
+    actor.require_write()
     invoice, before = _move(invoice, "send")
     contact = invoice.account.billing_contact
     address = to or (contact.email if contact is not None else "")
