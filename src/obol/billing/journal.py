@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from obol.billing import tax
 from obol.billing.models import Invoice, InvoiceLine, InvoiceTax, JournalEntry, JournalLine
-from obol.core.bulk import filter_in, insert_values
+from obol.core.bulk import filter_in, insert_models, insert_values
 from obol.core.money import digits
 from obol.core.tenancy import current_tenant
 
@@ -71,7 +71,7 @@ def post_many(invoices: list[Invoice], settings) -> list[JournalEntry]:
             raise AssertionError(f"{entry.description}: debits {debits} != credits {credits}")
         entries.append(entry)
         rows.append((entry, invoice, posted))
-    JournalEntry.objects.bulk_create(entries, batch_size=1000)
+    insert_models(entries)
     insert_values(JournalLine, ["tenant_id", "entry_id", "account", "debit", "credit", "currency"],
                   [(invoice.tenant_id, entry.pk, account, debit, credit, invoice.currency)
                    for entry, invoice, posted in rows for account, debit, credit in posted])

@@ -29,7 +29,7 @@ from obol.billing.models import (
 )
 from obol.core import audit, clock, numbering
 from obol.core.actors import Actor
-from obol.core.bulk import filter_in, insert_values, update_column
+from obol.core.bulk import filter_in, insert_models, insert_values, update_columns
 from obol.core.errors import IllegalTransition, NotFound, ObolError, ValidationFailed
 from obol.core.money import Amount, display
 from obol.core.rounding import RoundingPlace, round_amount
@@ -123,7 +123,7 @@ def _draft(account: BillingAccount, target: date, lines: list[charges.Line], kno
 
 def _write(drafts: list[_Draft]) -> None:
     """Bulk inserts: the invoices (their ids come back), then their lines and VAT rows."""
-    Invoice.objects.bulk_create([d.invoice for d in drafts], batch_size=1000)
+    insert_models([d.invoice for d in drafts])
     insert_values(InvoiceLine, _LINE_COLUMNS, [(d.invoice.tenant_id, d.invoice.pk, *row)
                                                for d in drafts for row in d.lines])
     insert_values(InvoiceTax, _TAX_COLUMNS, [(d.invoice.tenant_id, d.invoice.pk, *row)
@@ -337,8 +337,7 @@ def move_many(actor: Actor, invoices: list[Invoice], transition: str, *, on: dat
                 _apply_credit(invoice)
         journal.post_many(moving, config)
         fields += ["number", "issue_date", "due_date", "open_amount", "issued_at", "template_id"]
-    for name in fields:
-        update_column(Invoice, name, {invoice.pk: getattr(invoice, name) for invoice in moving})
+    update_columns(Invoice, fields, {invoice.pk: [getattr(invoice, name) for name in fields] for invoice in moving})
     audit.record_many(actor, ACTIONS[transition], [
         (invoice, {"state": [before[invoice.pk], invoice.state]} | (
             {"number": invoice.number, "due_date": invoice.due_date, "gross": invoice.gross}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -56,11 +58,96 @@ _AS_IS = {"CharField", "TextField", "SlugField", "EmailField", "IntegerField", "
 
 def _converter(field):
     """How a value of `field` goes to the database: as it is for text and whole numbers (and the ids
-    of foreign keys), else through the field's own conversion."""
+    of foreign keys); exact decimals checked as the field checks them and, on SQLite, in their one
+    text form; dates as they are on PostgreSQL and ISO text on SQLite; anything else through the
+    field's own conversion. The same values as the field's, without its per-value call chain."""
     target = field.target_field if field.is_relation else field
-    if target.get_internal_type() in _AS_IS:
+    kind = target.get_internal_type()
+    sqlite = connection.vendor == "sqlite"
+    if kind in _AS_IS:
         return lambda value: value
+    if kind == "ExactDecimalField":
+        from obol.core.fields import canonical_text, check_storable
+
+        def exact(value):
+            if type(value) is not Decimal:
+                return field.get_db_prep_save(value, connection)
+            checked = check_storable(value, field.name)
+            return canonical_text(checked) if sqlite else checked
+        return exact
+    if kind == "DateField" and sqlite:
+        return lambda value: value.isoformat() if type(value) is date else field.get_db_prep_save(value, connection)
+    if kind == "DateField":
+        return lambda value: value if type(value) is date else field.get_db_prep_save(value, connection)
     return lambda value: field.get_db_prep_save(value, connection)
+
+
+def _prepared(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence]):
+    fields = [model._meta.get_field(column) for column in columns]
+    convert = [_converter(field) for field in fields]
+    return fields, [[to(value) for to, value in zip(convert, row, strict=True)] for row in rows]
+
+
+RETURNING_BATCH = 1000  # rows per INSERT ... RETURNING: one statement, well within both databases' parameter limits
+
+
+def insert_returning(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence]) -> list[int]:
+    """Insert rows as `insert_values` does, in multi-row INSERT ... RETURNING statements, and give
+    back their primary keys in the order of `rows` (as Django's bulk_create relies on): for rows that
+    others will refer to, without a model object each."""
+    fields, prepared = _prepared(model, columns, rows)
+    if not prepared:
+        return []
+    table, pk = model._meta.db_table, model._meta.pk.column
+    names = ", ".join(f'"{field.column}"' for field in fields)
+    one = f"({', '.join(['%s'] * len(fields))})"
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for part in batches(prepared, RETURNING_BATCH):
+            cursor.execute(f'INSERT INTO "{table}" ({names}) VALUES {", ".join([one] * len(part))} RETURNING "{pk}"',
+                           [value for row in part for value in row])
+            ids += [row[0] for row in cursor.fetchall()]
+    return ids
+
+
+def insert_models(objects: Sequence[Model]) -> None:
+    """Insert unsaved model objects of one model (defaults already set by their constructor) with
+    `insert_returning`, and give each its primary key: bulk_create's result without its per-value
+    compilation. No signals, no validation, no tenant stamping: the caller sets every field."""
+    if not objects:
+        return
+    model = type(objects[0])
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    ids = insert_returning(model, [field.attname for field in fields],
+                           [[getattr(obj, field.attname) for field in fields] for obj in objects])
+    for obj, pk in zip(objects, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
+
+
+def update_columns(model: type[Model], columns: Sequence[str], values: Mapping[Any, Sequence]) -> None:
+    """Set several columns of many rows by primary key ({pk: (value, ...)} in `columns` order) in
+    one statement on PostgreSQL (UPDATE ... FROM unnest) and one executemany on SQLite; each value
+    through its field's conversion, as `update_column`. The caller holds the rows' locks."""
+    if not values:
+        return
+    fields = [model._meta.get_field(column) for column in columns]
+    convert = [_converter(field) for field in fields]
+    pks = list(values)
+    prepared = [[to(value) for to, value in zip(convert, values[key], strict=True)] for key in pks]
+    table, pk = model._meta.db_table, model._meta.pk.column
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            arrays = [f"%s::{field.db_type(connection)}[]" for field in fields]
+            sets = ", ".join(f'"{field.column}" = v.c{n}' for n, field in enumerate(fields))
+            names = ", ".join(f"c{n}" for n in range(len(fields)))
+            cursor.execute(f'UPDATE "{table}" SET {sets} FROM unnest(%s::bigint[], {", ".join(arrays)}) '
+                           f'AS v(id, {names}) WHERE "{table}"."{pk}" = v.id',
+                           [pks, *[[row[n] for row in prepared] for n in range(len(fields))]])
+        else:
+            sets = ", ".join(f'"{field.column}" = ?' for field in fields)
+            connection.connection.executemany(f'UPDATE "{table}" SET {sets} WHERE "{pk}" = ?',
+                                              [(*row, key) for row, key in zip(prepared, pks, strict=True)])
 
 
 def insert_values(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence]) -> None:
@@ -68,9 +155,7 @@ def insert_values(model: type[Model], columns: Sequence[str], rows: Iterable[Seq
     value through its field's own database conversion (exact decimals stay exact, JSON is JSON),
     without a model object per row: COPY on PostgreSQL, one executemany on SQLite. No ids come back,
     no signals, no validation: for the mass processes' bulk writes of rows nothing refers to yet."""
-    fields = [model._meta.get_field(column) for column in columns]
-    convert = [_converter(field) for field in fields]
-    prepared = [[to(value) for to, value in zip(convert, row, strict=True)] for row in rows]
+    fields, prepared = _prepared(model, columns, rows)
     if not prepared:
         return
     table = model._meta.db_table
