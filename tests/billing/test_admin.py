@@ -47,7 +47,7 @@ def test_a_template_change_is_a_new_version_and_its_preview_is_a_pdf(staff, invo
     assert pdf_text(staff.get(f"{url}{second.pk}/preview/")).strip() == "Bill, total 17.85"
 
 
-def test_an_invoice_pdf_opens_from_the_admin(staff, invoice, system):  # noqa: F811
+def test_an_invoice_pdf_opens_from_the_admin(staff, invoice, seller, system):  # noqa: F811
     invoice = billing.issue(system, billing.accept(system, invoice))
     page = staff.get("/admin/billing/invoice/").content.decode()
     assert f"/admin/billing/invoice/{invoice.pk}/pdf/" in page
@@ -195,3 +195,12 @@ def test_read_only_staff_see_invoices_but_take_no_step(client, tenant, rates, sy
     client.post("/admin/billing/invoice/", {"action": "accept_selected", "_selected_action": [draft.pk]})
     draft.refresh_from_db()
     assert draft.state == "draft"
+
+
+def test_an_e_invoice_that_breaks_a_rule_is_refused_on_the_invoice_page(staff, invoice, system):  # noqa: F811
+    invoice = billing.issue(system, billing.accept(system, invoice))  # the tenant has no VAT identifier
+    for kind in ("facturx", "ubl"):
+        response = staff.get(f"/admin/billing/invoice/{invoice.pk}/{kind}/", follow=True)
+        assert response.redirect_chain[-1][0] == f"/admin/billing/invoice/{invoice.pk}/change/"
+        text = " ".join(str(message) for message in response.context["messages"])
+        assert "BR-S-02" in text and "Tenant.vat_id" in text

@@ -299,13 +299,27 @@ class InvoiceAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
 
     def facturx_view(self, request, pk):
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)
-        return _pdf_response(einvoice.facturx_pdf(invoice), f"{invoice.number.replace('/', '-')}-factur-x")
+        try:
+            pdf = einvoice.facturx_pdf(invoice)
+        except einvoice.RulesBroken as error:
+            return self._einvoice_refused(request, invoice, error)
+        return _pdf_response(pdf, f"{invoice.number.replace('/', '-')}-factur-x")
 
     def ubl_view(self, request, pk):
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)
-        response = HttpResponse(einvoice.ubl_xml(invoice), content_type="application/xml")
+        try:
+            xml = einvoice.ubl_xml(invoice)
+        except einvoice.RulesBroken as error:
+            return self._einvoice_refused(request, invoice, error)
+        response = HttpResponse(xml, content_type="application/xml")
         response["Content-Disposition"] = f'attachment; filename="{invoice.number.replace("/", "-")}-ubl.xml"'
         return response
+
+    def _einvoice_refused(self, request, invoice, error):
+        """An e-invoice that would break EN 16931 is not sent: the invoice's page says which rule and
+        what to fill in (most often the seller's identity, on the tenant)."""
+        messages.error(request, error.message)
+        return HttpResponseRedirect(reverse("admin:billing_invoice_change", args=[invoice.pk]))
 
     def pdf_view(self, request, pk):
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)

@@ -111,8 +111,17 @@ class ReadOnlyAdminMixin:
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "country", "default_currency", "timezone", "rounding"]
-    search_fields = ["code", "name"]
+    list_display = ["code", "name", "country", "vat_id", "default_currency", "timezone", "rounding"]
+    search_fields = ["code", "name", "legal_name", "vat_id"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "country", "timezone", "default_currency", "default_language",
+                           "rounding"]}),
+        ("Seller on invoices and e-invoices", {
+            "description": "What an EN 16931 e-invoice says about the seller. An e-invoice with standard-rated "
+                           "lines needs the VAT identifier; every e-invoice needs the address.",
+            "fields": ["legal_name", "vat_id", "registration_id", "street", ("postcode", "city"), "email", "iban"],
+        }),
+    ]
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -1,11 +1,15 @@
 """Tenants, staff and the audit trail."""
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from stdnum import iban as iban_number
+from stdnum.eu import vat as eu_vat
+from stdnum.exceptions import ValidationError as StdnumError
 
 from obol.core import clock
 from obol.core.fields import UnitField
@@ -24,6 +28,23 @@ class Tenant(models.Model):
     default_currency = UnitField(money_only=True, default="EUR")
     default_language = models.CharField(max_length=8, default="en")
     rounding = models.CharField(max_length=12, choices=RoundingRule.choices, default=RoundingRule.HALF_UP)
+    # The seller on the tenant's invoices (EN 16931 BG-4); billing/einvoice.py says which e-invoice
+    # rule needs which of them.
+    legal_name = models.CharField(max_length=200, blank=True,
+                                  help_text="Registered name, e.g. 'Acme Telecom GmbH' (EN 16931 BT-27); "
+                                            "empty: the name")
+    vat_id = models.CharField("VAT identifier", max_length=20, blank=True,
+                              help_text="With its country prefix, e.g. DE136695976 (BT-31)")
+    registration_id = models.CharField("company registration id", max_length=60, blank=True,
+                                       help_text="Trade register number, e.g. HRB 12345 Berlin (BT-30)")
+    street = models.CharField(max_length=200, blank=True, help_text="Street and number (BT-35)")
+    postcode = models.CharField(max_length=20, blank=True, help_text="BT-38")
+    city = models.CharField(max_length=100, blank=True, help_text="BT-37")
+    email = models.EmailField("contact e-mail", blank=True,
+                              help_text="Where customers write about invoices; the seller's electronic address "
+                                        "in e-invoices (BT-34, BT-43)")
+    iban = models.CharField("IBAN", max_length=34, blank=True,
+                            help_text="The account customers pay into, printed as payment instructions (BT-84)")
     created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
@@ -33,12 +54,61 @@ class Tenant(models.Model):
         return self.name
 
     def clean(self):
+        errors = {}
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError({"timezone": f"{self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)"},
-                                  code="invalid_timezone") from None
-        self.country = (self.country or "").upper()
+            errors["timezone"] = ValidationError(f"{self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)",
+                                                 code="invalid_timezone")
+        self.country = (self.country or "").strip().upper()
+        if self.country and not re.fullmatch(r"[A-Z]{2}", self.country):
+            errors["country"] = ValidationError(f"country {self.country!r} is not an ISO 3166-1 alpha-2 code (e.g. DE)",
+                                                code="invalid_country")
+        for name, check in (("vat_id", check_vat_id), ("iban", check_iban)):
+            try:
+                setattr(self, name, check(getattr(self, name)))
+            except ValidationError as error:
+                errors[name] = error
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def seller_name(self) -> str:
+        """The seller's name on invoices (BT-27): the registered name, else the name."""
+        return self.legal_name or self.name
+
+
+def check_vat_id(value: str) -> str:
+    """A VAT identifier in its compact form (DE 136 695 976 -> DE136695976). It must start with its
+    country's two letters (EN 16931 BR-CO-09; Greece uses EL); an EU member state's number must also
+    pass that state's check digits."""
+    value = re.sub(r"[\s.\-/]", "", value or "").upper()
+    if not value:
+        return ""
+    if not re.fullmatch(r"[A-Z]{2}[0-9A-Z+*]{2,13}", value):
+        raise ValidationError(f"VAT identifier {value!r} must start with its 2-letter country prefix "
+                              "followed by the number (e.g. DE136695976)", code="invalid_vat_id")
+    if value[:2].lower() in eu_vat.MEMBER_STATES or value[:2] == "EL":
+        try:
+            value = eu_vat.validate(value)
+        except StdnumError as exc:
+            raise ValidationError(f"VAT identifier {value!r} is not a valid {value[:2]} VAT number "
+                                  f"({str(exc).rstrip('.').lower()})",
+                                  code="invalid_vat_id") from None
+    return value
+
+
+def check_iban(value: str) -> str:
+    """An IBAN in its compact form, checked with the ISO 13616 mod-97 check digits (and the
+    country's length)."""
+    value = iban_number.compact(value or "")
+    if not value:
+        return ""
+    try:
+        return iban_number.validate(value)
+    except StdnumError as exc:
+        raise ValidationError(f"IBAN {value!r} is not valid (ISO 13616: {str(exc).rstrip('.').lower()})",
+                              code="invalid_iban") from None
 
 
 class StaffProfile(models.Model):

@@ -90,6 +90,7 @@ def load_demo(directory: Path = SAMPLES) -> DemoReport:
         defaults={"name": "Obol Demo Telecom", "country": "DE", "timezone": "Europe/Berlin",
                   "default_currency": "EUR", "default_language": "de"},
     )
+    _seller(tenant)
     _staff(tenant)
     actor = Actor.process("demo load")
     with tenant_context(tenant):
@@ -111,6 +112,22 @@ def load_demo(directory: Path = SAMPLES) -> DemoReport:
         _vat(tenant)
         report.invoices_issued = _invoices(actor, clock.today())
     return report
+
+
+# The demo operator's identity on its invoices (EN 16931 seller), so that its e-invoices export.
+SELLER = {"legal_name": "Obol Demo Telecom GmbH", "vat_id": "DE136695976", "registration_id": "HRB 123456 B",
+          "street": "Friedrichstraße 123", "postcode": "10117", "city": "Berlin",
+          "email": "rechnung@demo-telecom.example", "iban": "DE89370400440532013000"}
+
+
+def _seller(tenant: Tenant) -> None:
+    """Fills in what is still blank (a tenant loaded by an older demo had none of it)."""
+    blank = {name: value for name, value in SELLER.items() if not getattr(tenant, name)}
+    if blank:
+        for name, value in blank.items():
+            setattr(tenant, name, value)
+        tenant.full_clean()
+        tenant.save(update_fields=list(blank))
 
 
 def _vat(tenant: Tenant) -> None:
