@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -53,7 +53,8 @@ def update_column(model: type[Model], field_name: str, values: Mapping[Any, Any]
 
 
 _AS_IS = {"CharField", "TextField", "SlugField", "EmailField", "IntegerField", "BigIntegerField", "SmallIntegerField",
-          "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "AutoField", "BigAutoField"}
+          "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "AutoField", "BigAutoField",
+          "BooleanField"}
 
 
 def _converter(field):
@@ -75,6 +76,9 @@ def _converter(field):
             checked = check_storable(value, field.name)
             return canonical_text(checked) if sqlite else checked
         return exact
+    if kind == "DateTimeField" and not sqlite:  # an aware datetime goes as it is (psycopg keeps its zone)
+        return lambda value: value if type(value) is datetime and value.tzinfo is not None \
+            else field.get_db_prep_save(value, connection)
     if kind == "DateField" and sqlite:
         return lambda value: value.isoformat() if type(value) is date else field.get_db_prep_save(value, connection)
     if kind == "DateField":
@@ -92,9 +96,10 @@ RETURNING_BATCH = 1000  # rows per INSERT ... RETURNING: one statement, well wit
 
 
 def insert_returning(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence]) -> list[int]:
-    """Insert rows as `insert_values` does, in multi-row INSERT ... RETURNING statements, and give
-    back their primary keys in the order of `rows` (as Django's bulk_create relies on): for rows that
-    others will refer to, without a model object each."""
+    """Insert rows as `insert_values` does and give back their primary keys in the order of `rows`:
+    for rows that others will refer to, without a model object each. PostgreSQL: the ids drawn from
+    the table's sequence in one statement, the rows in by COPY. SQLite: multi-row INSERT ...
+    RETURNING (ids in the order of the rows, as Django's bulk_create relies on)."""
     fields, prepared = _prepared(model, columns, rows)
     if not prepared:
         return []
@@ -103,6 +108,14 @@ def insert_returning(model: type[Model], columns: Sequence[str], rows: Sequence[
     one = f"({', '.join(['%s'] * len(fields))})"
     ids: list[int] = []
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # ids from the table's sequence in one statement, then COPY
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                           [f'"{table}"', pk, len(prepared)])
+            ids = [row[0] for row in cursor.fetchall()]
+            with cursor.cursor.copy(f'COPY "{table}" ("{pk}", {names}) FROM STDIN') as copy:
+                for key, row in zip(ids, prepared, strict=True):
+                    copy.write_row((key, *row))
+            return ids
         for part in batches(prepared, RETURNING_BATCH):
             cursor.execute(f'INSERT INTO "{table}" ({names}) VALUES {", ".join([one] * len(part))} RETURNING "{pk}"',
                            [value for row in part for value in row])
