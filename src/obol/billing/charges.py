@@ -152,10 +152,11 @@ def _span_days(span: Span, period: Period) -> tuple[date, date] | None:
     return _overlap((span.start, span.end or period.end), (period.start, period.end))
 
 
-def _first_span(charge: RecurringCharge, period: Period) -> Span | None:
-    """The span in force on the first billed day of `period` (it sets the period's terms)."""
-    pieces = [(days, span) for span in charge.spans if (days := _span_days(span, period))]
-    return min(pieces, key=lambda piece: piece[0][0])[1] if pieces else None
+def _pieces(charge: RecurringCharge, period: Period) -> list[tuple[tuple[date, date], Span]]:
+    """(days, span) of each span with days in `period`, the earliest first: the first sets the
+    period's terms (the span in force on its first billed day)."""
+    return sorted(((days, span) for span in charge.spans if (days := _span_days(span, period))),
+                  key=lambda piece: piece[0][0])
 
 
 def _billing(charge: RecurringCharge, span: Span | None) -> str:
@@ -166,8 +167,9 @@ def _prorate(charge: RecurringCharge, span: Span | None) -> bool:
     return charge.prorate if span is None or span.prorate is None else span.prorate
 
 
-def _due(charge: RecurringCharge, period: Period, billed: Intervals, target: date, until: date) -> bool:
-    if _billing(charge, _first_span(charge, period)) == ADVANCE:
+def _due(charge: RecurringCharge, period: Period, first: Span | None, billed: Intervals, target: date,
+         until: date) -> bool:
+    if _billing(charge, first) == ADVANCE:
         return period.start < until
     if period.end <= target:
         return True
@@ -175,13 +177,13 @@ def _due(charge: RecurringCharge, period: Period, billed: Intervals, target: dat
     return bool(billed) and billed[-1][1] < period.end and billed[-1][1] <= target
 
 
-def _billed(charge: RecurringCharge, period: Period) -> dict[Decimal, Intervals]:
+def _billed(charge: RecurringCharge, period: Period, pieces: list[tuple[tuple[date, date], Span]]
+            ) -> dict[Decimal, Intervals]:
     """The days of `period` the events bill, by price."""
-    by_price: dict[Decimal, list] = defaultdict(list)
-    first = _first_span(charge, period)
-    if first is None:
+    if not pieces:
         return {}
-    pieces = [(days, span) for span in charge.spans if (days := _span_days(span, period))]
+    by_price: dict[Decimal, list] = defaultdict(list)
+    first = pieces[0][1]
     if _prorate(charge, first):
         for days, span in pieces:
             by_price[span.per_period].append(days)
@@ -270,8 +272,10 @@ def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: d
     spans = {span.per_period: span for span in charge.spans}  # a price's terms: its (last) span's
     lines = []
     for period in _periods(charge, ledger, until):
-        billed = _billed(charge, period)
-        if not _due(charge, period, _merge(d for days in billed.values() for d in days), target, until):
+        pieces = _pieces(charge, period)
+        billed = _billed(charge, period, pieces)
+        if not _due(charge, period, pieces[0][1] if pieces else None,
+                    _merge(d for days in billed.values() for d in days), target, until):
             continue
         for price in sorted(set(billed) | ledger.prices(period)):
             pieces = ledger.covered(price, period)

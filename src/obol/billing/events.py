@@ -23,10 +23,11 @@ price's span. The service periods follow the cycle of the charge's first version
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, Sum
+from django.db.models import Count, Sum
 
 from obol.balances import promotions
 from obol.billing import charges, discounts
@@ -104,7 +105,7 @@ def charge_cycle(account: BillingAccount, period: str, start: date) -> Cycle:
     return Cycle(period, day=account.bill_cycle_day, month=month, weekday=weekday)
 
 
-def subscription_events(account: BillingAccount, subscription: Subscription, steps: list[timeline.Step],
+def subscription_events(account: BillingAccount, subscription: _Subscription, steps: list[timeline.Step],
                         versions: dict[int, list[PricePlanVersion]]):
     spans: dict[str, list[charges.Span]] = defaultdict(list)
     first: dict[str, Charge] = {}
@@ -199,34 +200,49 @@ def discounts_of(accounts: list[BillingAccount], target: date) -> dict[int, list
     return found
 
 
-def _line(r: InvoiceLine) -> charges.Line:
-    return charges.Line(str(r.subscription_id), r.charge_code, r.name, r.kind, r.amount, r.service_start,
-                        r.service_end, per_period=r.per_period,
-                        period=Period(r.period_start, r.period_end) if r.period_start else None,
-                        tax_category=r.tax_category, reverses=str(r.reverses_id) if r.reverses_id else None,
-                        id=str(r.pk), label=r.label, revenue_account=r.revenue_account, quantity=r.quantity,
-                        included=r.included, unit=r.unit)
+_LINE_FIELDS = ("pk", "invoice__account_id", "subscription_id", "charge_code", "name", "kind", "amount", "service_start",
+                "service_end", "per_period", "period_start", "period_end", "tax_category", "reverses_id", "label",
+                "revenue_account", "quantity", "included", "unit")
+
+
+def _line(pk, subscription_id, code, name, kind, amount, start, end, per_period, period_start, period_end, category,
+          reverses_id, label, revenue_account, quantity, included, unit) -> charges.Line:
+    return charges.Line(str(subscription_id), code, name, kind, amount, start, end, per_period=per_period,
+                        period=Period(period_start, period_end) if period_start else None, tax_category=category,
+                        reverses=str(reverses_id) if reverses_id else None, id=str(pk), label=label,
+                        revenue_account=revenue_account, quantity=quantity, included=included, unit=unit)
+
+
+@dataclass(frozen=True)
+class _Subscription:
+    pk: int
+    account_id: int
+    start_date: date
 
 
 def events_of(accounts: list[BillingAccount], target: date,
               versions: dict[int, list[PricePlanVersion]] | None = None) -> dict[int, charges.Events]:
     """The billing events of each account that can matter on `target`, read with a handful of
-    queries for all of them (subscriptions, timelines, plan versions, invoiced lines). `versions`
-    may be a cache shared across calls (plan versions are few and change rarely)."""
+    queries for all of them (subscriptions, timelines, plan versions, invoiced lines, usage,
+    discounts), as value lists. `versions` may be a cache shared across calls (plan versions are
+    few and change rarely)."""
     ids = [account.pk for account in accounts]
-    subscriptions = list(filter_in(Subscription.objects.filter(start_date__lte=target), "account_id", ids))
+    subscriptions = [_Subscription(*row) for row in filter_in(Subscription.objects.filter(start_date__lte=target)
+                                                              .values_list("pk", "account_id", "start_date"),
+                                                              "account_id", ids)]
     steps: dict[int, list[timeline.Step]] = defaultdict(list)
-    changes = filter_in(SubscriptionChange.objects.order_by("subscription_id", "seq"), "subscription_id",
-                        [s.pk for s in subscriptions])
-    for c in sorted(changes, key=lambda c: (c.subscription_id, c.seq)):
-        steps[c.subscription_id].append(timeline.Step(c.seq, c.kind, c.effective_date, c.status, c.plan_id, c.quantity))
+    changes = filter_in(SubscriptionChange.objects.values_list(
+        "subscription_id", "seq", "kind", "effective_date", "status", "plan_id", "quantity"), "subscription_id",
+        [s.pk for s in subscriptions])
+    for subscription_id, *step in sorted(changes, key=lambda c: (c[0], c[1])):
+        steps[subscription_id].append(timeline.Step(*step))
     versions = {} if versions is None else versions
     missing = {step.plan_id for found in steps.values() for step in found} - set(versions)
     versions.update(_versions(missing))
     invoiced: dict[int, list[charges.Line]] = defaultdict(list)
-    rows = InvoiceLine.objects.exclude(invoice__state=Invoice.State.CANCELLED).annotate(account=F("invoice__account_id"))
-    for row in sorted(filter_in(rows, "invoice__account_id", ids), key=lambda r: r.pk):
-        invoiced[row.account].append(_line(row))
+    rows = InvoiceLine.objects.exclude(invoice__state=Invoice.State.CANCELLED).values_list(*_LINE_FIELDS)
+    for pk, account_id, *row in sorted(filter_in(rows, "invoice__account_id", ids), key=lambda r: r[0]):
+        invoiced[account_id].append(_line(pk, *row))
     by_account = {account.pk: account for account in accounts}
     recurring: dict[int, list] = defaultdict(list)
     one_time: dict[int, list] = defaultdict(list)
