@@ -194,11 +194,11 @@ def _recount(run: BillRun) -> None:
     run.save(update_fields=["invoices", "errors", "accounts", "nothing_due", "state", "finished_at"])
 
 
-def _send(actor: Actor, invoices: list[Invoice]) -> dict[int, Invoice | ObolError]:
+def _send(actor: Actor, invoices: list[int]) -> dict[int, Invoice | ObolError]:
     """Each invoice mailed with its PDF (`services.send`, one transaction and mail each); a mail
     the server refused left the invoice issued, and is reported as the invoice's error."""
     outcome: dict[int, Invoice | ObolError] = {}
-    for invoice in Invoice.objects.filter(pk__in=[i.pk for i in invoices]).select_related(
+    for invoice in Invoice.objects.filter(pk__in=invoices).select_related(
             "account__billing_contact").order_by("pk"):
         try:
             outcome[invoice.pk] = services.send(actor, invoice)
@@ -232,7 +232,7 @@ def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (),
     summary.taken = len(chosen)
     accounts = dict(chosen)
     for start in range(0, len(chosen), CHUNK):
-        part = [Invoice(pk=pk) for pk, _ in chosen[start:start + CHUNK]]
+        part = [pk for pk, _ in chosen[start:start + CHUNK]]
         if step == "send":
             outcome = _send(actor, part)
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -285,16 +286,17 @@ def _number(invoices: list[Invoice], day: date, config: BillingSettings) -> None
 
 
 @transaction.atomic
-def move_many(actor: Actor, invoices: list[Invoice], transition: str, *, on: date | None = None,
+def move_many(actor: Actor, invoices: Sequence[Invoice | int], transition: str, *, on: date | None = None,
               reason: str = "") -> dict[int, Invoice | ObolError]:
-    """accept, cancel or issue many invoices in one transaction, a handful of statements whatever
-    their number. Issuing gives each its number (see `_number`), issue and due dates, open amount
+    """accept, cancel or issue many invoices (or their ids) in one transaction, a handful of
+    statements whatever their number. Issuing gives each its number (see `_number`), issue and due dates, open amount
     and journal entry; an issued invoice never changes after. Returns per invoice id the invoice
     moved, or why it could not move (the others move all the same)."""
     actor.require_write()
     allowed, target = TRANSITIONS[transition]
-    locked = list(Invoice.objects.select_for_update(of=("self",)).filter(pk__in=[i.pk for i in invoices])
-                  .select_related("account").order_by("pk"))
+    ids = [i if isinstance(i, int) else i.pk for i in invoices]
+    locked = Invoice.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+    locked = list(locked.select_related("account") if transition == "issue" else locked)  # terms, language
     outcome: dict[int, Invoice | ObolError] = {}
     moving, before = [], {}
     repaired = _repaired_by(locked) if transition == "cancel" else {}
