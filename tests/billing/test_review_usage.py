@@ -1,0 +1,124 @@
+"""Review of usage on invoices (134487f: events.usage_of, billing/usage_charges.py) against the
+database: what happens to usage already invoiced when the records are no longer read, when usage is
+re-rated lower across two invoices, and when a whole credit note is re-billed. Amounts by hand.
+
+Every test marked xfail(strict=True) fails because of a defect named in its reason; the suite stays
+green until the defect is fixed, then the marker must go.
+"""
+from datetime import UTC, date, datetime
+from decimal import Decimal as D
+
+import pytest
+
+from obol.billing import services as billing
+from obol.billing.models import BillingSettings, InvoiceLine
+from obol.catalog.models import Charge, PricePlanVersion, Service
+from obol.core.tenancy import current_tenant
+from obol.customers import services as customers
+from obol.subscriptions import services as subscriptions
+from obol.usage.models import RatedRecord
+from tests.factories import make_account, make_plan
+
+pytestmark = pytest.mark.django_db
+
+
+def record(subscription, key, day, *, seconds, micros, cycle_start=None):
+    return RatedRecord.objects.create(
+        tenant=current_tenant(), record_key=key, account=subscription.account, subscription=subscription,
+        service="voice", cycle_start=cycle_start or date(day.year, day.month, 1),
+        start=datetime(day.year, day.month, day.day, 10, tzinfo=UTC), quantity=seconds, destination_group="",
+        included=0, charged=seconds, billed=seconds, price_micros=micros, currency="EUR")
+
+
+@pytest.fixture
+def plan(in_tenant):
+    plan = make_plan("talk", price="10.00")
+    voice = Service.objects.create(tenant=in_tenant, code="voice", name="Calls", kind="voice", unit="second")
+    Charge.objects.create(tenant=in_tenant, version=PricePlanVersion.objects.get(plan=plan), code="calls",
+                          name="Calls", kind=Charge.Kind.USAGE, service=voice, rate_table="voice", position=1)
+    return plan
+
+
+def issued(system, invoice, on):
+    return billing.issue(system, billing.accept(system, invoice), on)
+
+
+def usage(invoice):
+    return [(str(line.service_start), line.label, line.amount)
+            for line in invoice.lines.filter(kind="usage").order_by("position")] if invoice else []
+
+
+@pytest.fixture
+def november_usage_invoiced(vat, system, plan):
+    """A postpaid subscription from 1 November 2026 with 3.00 of November calls (1.00 on 3 November,
+    2.00 on 28 November), invoiced and issued on 1 December 2026 (with December's 10.00 fee)."""
+    subscription = subscriptions.subscribe(system, make_account(mode="postpaid"), plan, start_date=date(2026, 11, 1))
+    issued(system, billing.generate(system, subscription.account, date(2026, 11, 1)), date(2026, 11, 1))
+    record(subscription, "r1", date(2026, 11, 3), seconds=60, micros=1_000_000)
+    record(subscription, "r2", date(2026, 11, 28), seconds=120, micros=2_000_000)
+    december = issued(system, billing.generate(system, subscription.account, date(2026, 12, 1)), date(2026, 12, 1))
+    assert usage(december) == [("2026-11-01", "180 second", D("3.00"))]
+    return subscription
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "events.usage_of reads only records of the last USAGE_LOOKBACK_DAYS (400) but every invoiced usage "
+    "line is read: usage_lines sees an invoiced period with fewer (or no) records and credits it"))
+def test_usage_invoiced_long_ago_is_not_credited_once_its_records_are_past_the_lookback(system,
+                                                                                        november_usage_invoiced):
+    account = november_usage_invoiced.account
+    # 1 January 2028 less 400 days is 27 November 2026: the record of 3 November (1.00) is no longer read,
+    # the one of 28 November (2.00) still is. November 2026 was invoiced once (3.00) and nothing changed.
+    # Today: a usage line of -1.00 for November 2026 (and -2.00 more on 1 February 2028).
+    invoice = billing.generate(system, account, date(2028, 1, 1))
+    assert [line for line in usage(invoice) if line[0] == "2026-11-01"] == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "events.usage_of returns no usage for an account that is no longer postpaid, and usage_lines credits "
+    "every usage period the account's invoices hold"))
+def test_usage_invoiced_while_postpaid_is_not_credited_when_the_account_turns_prepaid(system,
+                                                                                       november_usage_invoiced):
+    account = november_usage_invoiced.account
+    customers.update_account(system, account, reason="customer asked for prepaid", mode="prepaid")
+    # November's usage (3.00) was postpaid usage, invoiced and owed. Today: -3.00 on the January invoice.
+    january = billing.generate(system, account, date(2027, 1, 1))
+    assert usage(january) == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "usage_lines puts a re-rating credit on the largest invoiced line of the period (reverses) even when "
+    "the credit is larger than that line: the line is credited beyond what it billed (a later credit note "
+    "of its invoice is refused), and as a repairs credit note the wrong invoice is credited for all of it"))
+def test_a_rerate_lower_never_credits_a_line_beyond_its_amount(system, november_usage_invoiced, in_tenant):
+    subscription = november_usage_invoiced
+    account = subscription.account
+    late = record(subscription, "r3", date(2026, 11, 30), seconds=300, micros=5_000_000)  # a late file: 5.00
+    january = issued(system, billing.generate(system, account, date(2027, 1, 1)), date(2027, 1, 1))
+    assert usage(january) == [("2026-11-01", "300 second", D("5.00"))]  # November: 8.00, of which 3.00 invoiced
+    # re-rating: the late records were duplicates (0.00) and the others cost 0.50 in all, not 3.00
+    RatedRecord.objects.filter(pk=late.pk).update(price_micros=0)
+    RatedRecord.objects.filter(record_key="r1").update(price_micros=200_000)
+    RatedRecord.objects.filter(record_key="r2").update(price_micros=300_000)
+    BillingSettings.objects.create(tenant=in_tenant, repairs="credit_note")
+    made = billing.generate(system, account, date(2027, 2, 1))
+    # November is now 0.50: 7.50 to take back, 5.00 from January's line and 2.50 from December's (3.00).
+    # Today one credit of -7.50 reverses January's 5.00 line, on one credit note of January's invoice
+    # (net -7.50, VAT -1.43, where January's usage line charged 5.00 and 0.95 of VAT); December's invoice,
+    # which billed 3.00 of it, is not corrected at all.
+    credits = InvoiceLine.objects.filter(kind="usage", amount__lt=0).exclude(invoice__state="cancelled")
+    assert sum((c.amount for c in credits), D(0)) == D("-7.50")
+    for credit in credits:
+        assert -credit.amount <= credit.reverses.amount, (credit.amount, credit.reverses.amount)
+    assert made is not None
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "services.credit_note does not copy quantity/included/unit to the reversal lines, so usage_lines "
+    "subtracts the original quantity only: the re-billed usage line says 0 units for 3.00"))
+def test_usage_rebilled_after_a_whole_credit_note_says_its_units(system, november_usage_invoiced):
+    account = november_usage_invoiced.account
+    december = account.invoices.get(invoice_date=date(2026, 12, 1))
+    issued(system, billing.credit_note(system, december), date(2026, 12, 2))
+    again = billing.generate(system, account, date(2026, 12, 2))  # cancel and re-bill: 10.00 and 3.00 again
+    assert usage(again) == [("2026-11-01", "180 second", D("3.00"))]  # today: "0 second"
