@@ -122,3 +122,20 @@ def test_usage_rebilled_after_a_whole_credit_note_says_its_units(system, novembe
     issued(system, billing.credit_note(system, december), date(2026, 12, 2))
     again = billing.generate(system, account, date(2026, 12, 2))  # cancel and re-bill: 10.00 and 3.00 again
     assert usage(again) == [("2026-11-01", "180 second", D("3.00"))]  # today: "0 second"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "events.usage_of decides prepaid or postpaid by the account's mode on the run's day, not when the "
+    "records were rated: usage a prepaid account paid from its pockets is invoiced again once the "
+    "account turns postpaid (records of the last 400 days)"))
+def test_usage_paid_from_pockets_while_prepaid_is_not_invoiced_after_turning_postpaid(vat, system, plan):
+    subscription = subscriptions.subscribe(system, make_account(mode="prepaid"), plan, start_date=date(2026, 10, 1))
+    account = subscription.account
+    record(subscription, "p1", date(2026, 10, 12), seconds=600, micros=4_000_000)  # paid from the pocket
+    record(subscription, "p2", date(2026, 11, 20), seconds=300, micros=2_000_000)  # paid from the pocket
+    customers.update_account(system, account, reason="moved to a contract", mode="postpaid")
+    record(subscription, "c1", date(2026, 12, 3), seconds=60, micros=1_000_000)  # postpaid from here on
+    january = billing.generate(system, account, date(2027, 1, 1))
+    # Only December's call (1.00) is owed on an invoice. Today October's 4.00 and November's 2.00, which the
+    # customer already paid from the prepaid pocket, are invoiced as well.
+    assert usage(january) == [("2026-12-01", "60 second", D("1.00"))]
