@@ -35,10 +35,6 @@ def promotion(system, code, **terms):
                                        **terms)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "events.discounts_of reads only applications that ended within USAGE_LOOKBACK_DAYS (400) of the run, "
-    "but discount_lines compares with every discount line invoiced: a window no longer read is taken "
-    "back in full"))
 def test_a_discount_given_long_ago_is_not_taken_back(vat, system):
     plan = make_plan("basic", price="30.00")
     promotion(system, "SAVE20", discount_type="percent", discount_percent=D(20), discount_periods=2)
@@ -56,10 +52,6 @@ def test_a_discount_given_long_ago_is_not_taken_back(vat, system):
     assert discount_lines(later) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "discount_lines skips windows that start after the target (window.start > target), but charges in "
-    "advance are billed up to the account's next bill date (`until`): a quarterly account pays three months "
-    "of charges on 1 January and gets one month of a per-month discount, the others a quarter late"))
 def test_a_quarterly_account_gets_a_monthly_amount_off_for_every_month_it_pays_in_advance(vat, system):
     plan = make_plan("basic", price="30.00")
     promotion(system, "FIVEOFF", discount_type="amount", discount_amount=D("5.00"), discount_currency="EUR",
@@ -102,10 +94,6 @@ def test_a_back_dated_termination_credit_note_takes_the_discount_into_account(va
     assert made.kind == "credit_note"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "discounts.discount_lines works out each applied discount on its own (_due per discount): two discounts "
-    "on the same charges (a first month free and a fixed amount off) add up to more than the charges, "
-    "and the invoice is negative; only a fixed amount is capped, and only against the charges"))
 def test_discounts_together_never_take_more_than_the_charges(vat, system):
     plan = make_plan("basic", price="30.00")
     promotion(system, "WELCOME", discount_type="first_period_free")

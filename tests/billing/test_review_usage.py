@@ -61,9 +61,6 @@ def november_usage_invoiced(vat, system, plan):
     return subscription
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "events.usage_of reads only records of the last USAGE_LOOKBACK_DAYS (400) but every invoiced usage "
-    "line is read: usage_lines sees an invoiced period with fewer (or no) records and credits it"))
 def test_usage_invoiced_long_ago_is_not_credited_once_its_records_are_past_the_lookback(system,
                                                                                         november_usage_invoiced):
     account = november_usage_invoiced.account
@@ -74,9 +71,6 @@ def test_usage_invoiced_long_ago_is_not_credited_once_its_records_are_past_the_l
     assert [line for line in usage(invoice) if line[0] == "2026-11-01"] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "events.usage_of returns no usage for an account that is no longer postpaid, and usage_lines credits "
-    "every usage period the account's invoices hold"))
 def test_usage_invoiced_while_postpaid_is_not_credited_when_the_account_turns_prepaid(system,
                                                                                        november_usage_invoiced):
     account = november_usage_invoiced.account
@@ -86,10 +80,6 @@ def test_usage_invoiced_while_postpaid_is_not_credited_when_the_account_turns_pr
     assert usage(january) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "usage_lines puts a re-rating credit on the largest invoiced line of the period (reverses) even when "
-    "the credit is larger than that line: the line is credited beyond what it billed (a later credit note "
-    "of its invoice is refused), and as a repairs credit note the wrong invoice is credited for all of it"))
 def test_a_rerate_lower_never_credits_a_line_beyond_its_amount(system, november_usage_invoiced, in_tenant):
     subscription = november_usage_invoiced
     account = subscription.account
@@ -124,10 +114,6 @@ def test_usage_rebilled_after_a_whole_credit_note_says_its_units(system, novembe
     assert usage(again) == [("2026-11-01", "180 second", D("3.00"))]  # today: "0 second"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "events.usage_of decides prepaid or postpaid by the account's mode on the run's day, not when the "
-    "records were rated: usage a prepaid account paid from its pockets is invoiced again once the "
-    "account turns postpaid (records of the last 400 days)"))
 def test_usage_paid_from_pockets_while_prepaid_is_not_invoiced_after_turning_postpaid(vat, system, plan):
     subscription = subscriptions.subscribe(system, make_account(mode="prepaid"), plan, start_date=date(2026, 10, 1))
     account = subscription.account

@@ -99,30 +99,44 @@ def _due(discount: Discount, eligible: dict[tuple[str, str], Decimal], rounder: 
     return due
 
 
-def discount_lines(discounts: Sequence[Discount], invoiced: Sequence[Line], proposed: Sequence[Line], target: date,
-                   rounder: Rounder) -> list[Line]:
+def discount_lines(discounts: Sequence[Discount], invoiced: Sequence[Line], proposed: Sequence[Line], until: date,
+                   rounder: Rounder, settled_before: date | None = None) -> list[Line]:
+    """The discount lines for the windows that start before `until` (the account's next bill date:
+    a quarterly account's months billed in advance are discounted with them). Windows that ended
+    before `settled_before` (no longer read) are left as they are. Discounts apply in order, each
+    to what the earlier ones left of the charges, so together they never take more than the charges."""
     charges = [line for line in (*invoiced, *proposed) if line.kind in DISCOUNTABLE]
     held: dict[tuple[str, date, str, str], Decimal] = defaultdict(Decimal)
     held_lines: dict[tuple[str, date, str, str], Line] = {}
     for line in invoiced:
-        if line.kind == DISCOUNT:
+        if line.kind == DISCOUNT and (settled_before is None or line.end > settled_before):
             key = (line.code, line.start, line.tax_category, line.revenue_account)
             held[key] += line.amount
-            held_lines.setdefault(key, line)
+            if not line.reverses and (key not in held_lines or line.amount < held_lines[key].amount):
+                held_lines[key] = line  # the line a take-back reverses: the largest discount given
     wanted: dict[tuple[str, date, str, str], tuple[Decimal, Discount, Period]] = {}
+    given: list[Line] = []  # the earlier discounts' amounts, as lines the later ones count against
     for discount in discounts:
         if discount.kind == AMOUNT and discount.currency and discount.currency != rounder.currency:
             raise ValidationFailed(f"discount: {discount.name} takes {discount.amount} {discount.currency} off, not "
                                    f"in the account's currency {rounder.currency}", field="discount_currency")
         for window in discount.windows():
-            if window.start > target:
+            if window.start >= until or (settled_before is not None and window.end <= settled_before):
                 continue
             eligible: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
             for line in charges:
                 if discount.takes(line) and (part := _inside(line, window)):
                     eligible[(line.tax_category, line.revenue_account)] += part
+            for line in given:
+                if line.subscription == discount.subscription and (part := _inside(line, window)):
+                    group = (line.tax_category, line.revenue_account)
+                    if group in eligible:
+                        eligible[group] += part
+            eligible = {group: value for group, value in eligible.items() if value > 0}
             for (category, account), value in _due(discount, eligible, rounder).items():
                 wanted[(discount.key, window.start, category, account)] = (value, discount, window)
+                given.append(Line(discount.subscription, discount.key, discount.name, DISCOUNT, value, window.start,
+                                  window.end, tax_category=category, revenue_account=account))
     lines = []
     for key in sorted(set(wanted) | set(held), key=lambda k: (k[0], k[1], k[2], k[3])):
         value, discount, window = wanted.get(key, (Decimal(0), None, None))
@@ -134,5 +148,5 @@ def discount_lines(discounts: Sequence[Discount], invoiced: Sequence[Line], prop
         subscription = discount.subscription if discount else before.subscription
         start, end = (window.start, window.end) if window else (before.start, before.end)
         lines.append(Line(subscription, key[0], name, DISCOUNT, change, start, end, tax_category=key[2],
-                          revenue_account=key[3]))
+                          revenue_account=key[3], reverses=before.id if change > 0 and before is not None else None))
     return lines

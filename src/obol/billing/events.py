@@ -22,12 +22,14 @@ price's span. The service periods follow the cycle of the charge's first version
 """
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import reduce
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 
 from obol.balances import promotions
 from obol.billing import charges, discounts
@@ -155,21 +157,27 @@ def _usage_charge(steps: list[timeline.Step], versions: dict[int, list[PricePlan
 
 
 def usage_of(accounts: list[BillingAccount], target: date, steps: dict[int, list[timeline.Step]],
-             versions: dict[int, list[PricePlanVersion]]) -> dict[int, list[UsageAggregate]]:
+             versions: dict[int, list[PricePlanVersion]]) -> dict[int, list[UsageAggregate] | None]:
     """The rated usage of the postpaid accounts before `target`, summed in the database per
     subscription, service, destination group and usage period (the monthly cycle the records were
     rated in), from records of the last USAGE_LOOKBACK_DAYS. Prepaid and hybrid accounts paid their
     usage from their pockets: it is not invoiced."""
     postpaid = {a.pk: a for a in accounts if a.mode == BillingAccount.Mode.POSTPAID}
-    since = datetime.combine(target - timedelta(days=USAGE_LOOKBACK_DAYS), time(0), tzinfo=UTC)
-    rows = filter_in(RatedRecord.objects.filter(start__gte=since, cycle_start__lt=target, cycle_start__isnull=False,
-                                                uncovered=False)
+    settled = settled_before(target)
+    since = datetime.combine(settled, time(0), tzinfo=UTC)
+    records = RatedRecord.objects.filter(start__gte=since, cycle_start__gte=settled, cycle_start__lt=target,
+                                         uncovered=False)
+    paid = [Q(account_id=a.pk, start__lt=datetime.combine(a.usage_billed_from, time(0), tzinfo=UTC))
+            for a in postpaid.values() if a.usage_billed_from]
+    if paid:  # rated before the account turned postpaid: paid from its pockets
+        records = records.exclude(reduce(operator.or_, paid))
+    rows = filter_in(records
                      .values("account_id", "subscription_id", "service", "destination_group", "cycle_start")
                      .annotate(micros=Sum("price_micros"), billed=Sum("billed"), included=Sum("included"),
                                records=Count("id")).order_by(), "account_id", list(postpaid))
     rows = list(rows)
     services = {s.code: s for s in Service.objects.filter(code__in={r["service"] for r in rows})}
-    found: dict[int, list[UsageAggregate]] = defaultdict(list)
+    found: dict[int, list[UsageAggregate] | None] = {a.pk: [] if a.pk in postpaid else None for a in accounts}
     for r in rows:
         account, start = postpaid[r["account_id"]], r["cycle_start"]
         end = Cycle("month", day=account.bill_cycle_day).period_containing(start).end
@@ -186,11 +194,17 @@ def usage_of(accounts: list[BillingAccount], target: date, steps: dict[int, list
     return found
 
 
+def settled_before(target: date) -> date:
+    """Usage periods starting and discounts ending before this day are settled: a run neither reads
+    nor repairs them (USAGE_LOOKBACK_DAYS)."""
+    return target - timedelta(days=USAGE_LOOKBACK_DAYS)
+
+
 def discounts_of(accounts: list[BillingAccount], target: date) -> dict[int, list[discounts.Discount]]:
     """The discounts (promotions applied to subscriptions, `balances.promotions`) of the accounts
     whose window started by `target` and did not end before the last USAGE_LOOKBACK_DAYS."""
     found: dict[int, list[discounts.Discount]] = defaultdict(list)
-    stored = promotions.discounts_of([a.pk for a in accounts], target - timedelta(days=USAGE_LOOKBACK_DAYS), target + timedelta(days=1))
+    stored = promotions.discounts_of([a.pk for a in accounts], settled_before(target), target + timedelta(days=1))
     for account_id, applied in stored.items():
         for d in applied:
             found[account_id].append(discounts.Discount(
@@ -252,8 +266,10 @@ def events_of(accounts: list[BillingAccount], target: date,
         one_time[subscription.account_id] += o
     usage = usage_of(accounts, target, steps, versions)
     offs = discounts_of(accounts, target)
-    return {pk: charges.Events(tuple(recurring[pk]), tuple(one_time[pk]), tuple(invoiced[pk]), tuple(usage[pk]),
-                               tuple(offs[pk])) for pk in ids}
+    settled = settled_before(target)
+    return {a.pk: charges.Events(tuple(recurring[a.pk]), tuple(one_time[a.pk]), tuple(invoiced[a.pk]),
+                                 None if usage[a.pk] is None else tuple(usage[a.pk]), tuple(offs[a.pk]), settled,
+                                 a.usage_billed_from) for a in accounts}
 
 
 def account_events(account: BillingAccount, target: date) -> charges.Events:

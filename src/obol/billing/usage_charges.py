@@ -59,23 +59,31 @@ def label_of(quantity: Decimal, included: Decimal, unit: str) -> str:
     return f"{text}, {included.normalize():f} included" if included else text
 
 
-def usage_lines(aggregates: Sequence[UsageAggregate], invoiced: Sequence[Line], target: date,
-                rounder: Rounder) -> list[Line]:
-    """The lines that make the invoices hold each ended usage period's rated amount."""
-    held: dict[tuple[str, str, date], list] = defaultdict(list)
+def usage_lines(aggregates: Sequence[UsageAggregate] | None, invoiced: Sequence[Line], target: date,
+                rounder: Rounder, settled_before: date | None = None, billed_from: date | None = None) -> list[Line]:
+    """The lines that make the invoices hold each ended usage period's rated amount. `aggregates`
+    None: the account's usage is not invoiced (prepaid, hybrid): nothing is billed or credited.
+    Periods starting before `settled_before` (records no longer read) and ending by `billed_from`
+    (before the account's usage was invoiced) are settled: left as they are."""
+    if aggregates is None:
+        return []
+
+    def open_(start: date, end: date) -> bool:
+        return end <= target and (settled_before is None or start >= settled_before) and (
+            billed_from is None or end > billed_from)
+
+    held: dict[tuple[str, str, date], list[Line]] = defaultdict(list)
     for line in invoiced:
         if line.kind == USAGE:
             held[(line.subscription, line.code, line.start)].append(line)
-    wanted = {(a.subscription, a.code, a.period.start): a for a in aggregates if a.period.end <= target}
+    wanted = {(a.subscription, a.code, a.period.start): a for a in aggregates if open_(a.period.start, a.period.end)}
     lines = []
-    for key in sorted(set(wanted) | {k for k, found in held.items() if found[0].end <= target}):
+    for key in sorted(set(wanted) | {k for k, found in held.items() if open_(found[0].start, found[0].end)}):
         found, aggregate = held.get(key, []), wanted.get(key)
         have = sum((line.amount for line in found), Decimal(0))
         due = rounder(aggregate.amount) if aggregate else Decimal(0)
         if due == have:
             continue
-        items = [line for line in found if not line.is_credit and line.amount > 0]
-        reverses = max(items, key=lambda line: line.amount).id if due < have and items else None
         quantity = (aggregate.quantity if aggregate else Decimal(0)) - sum(
             (line.quantity or Decimal(0) for line in found), Decimal(0))
         included = (aggregate.included if aggregate else Decimal(0)) - sum(
@@ -83,8 +91,30 @@ def usage_lines(aggregates: Sequence[UsageAggregate], invoiced: Sequence[Line], 
         first = aggregate or found[0]
         period = aggregate.period if aggregate else Period(found[0].start, found[0].end)
         unit = aggregate.unit if aggregate else found[0].unit
-        lines.append(Line(key[0], key[1], first.name, USAGE, due - have, period.start, period.end, period=period,
-                          tax_category=first.tax_category, reverses=reverses,
-                          label=label_of(quantity, included, unit), revenue_account=first.revenue_account,
-                          quantity=quantity, included=included, unit=unit))
+        parts = [(due - have, None)] if due > have else _credits(found, have - due)
+        for n, (amount, reverses) in enumerate(parts):
+            q, i = (quantity, included) if n == 0 else (Decimal(0), Decimal(0))
+            lines.append(Line(key[0], key[1], first.name, USAGE, amount, period.start, period.end, period=period,
+                              tax_category=first.tax_category, reverses=reverses, label=label_of(q, i, unit),
+                              revenue_account=first.revenue_account, quantity=q, included=i, unit=unit))
     return lines
+
+
+def _credits(found: list[Line], amount: Decimal) -> list[tuple[Decimal, str | None]]:
+    """`amount` taken back from a period's invoiced lines, the newest first, each at most what is
+    left of it: [(negative amount, the line it reverses)]."""
+    taken: dict[str, Decimal] = defaultdict(Decimal)
+    for line in found:
+        if line.reverses:
+            taken[line.reverses] += line.amount
+    parts, left = [], amount
+    for item in reversed([line for line in found if not line.reverses and line.amount > 0]):
+        part = min(item.amount + taken[item.id], left)
+        if part > 0:
+            parts.append((-part, item.id))
+            left -= part
+        if left == 0:
+            break
+    if left > 0:  # more than the lines hold (they were credited by other means): a plain credit
+        parts.append((-left, None))
+    return parts
