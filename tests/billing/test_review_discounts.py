@@ -68,11 +68,6 @@ def test_a_quarterly_account_gets_a_monthly_amount_off_for_every_month_it_pays_i
     assert (invoice.net, invoice.tax, invoice.gross) == (D("75.00"), D("14.25"), D("89.25"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with repairs as a credit note, services._split_repairs moves only negative lines that reverse an "
-    "issued line; the discount taken back with them has no `reverses`, so it stays behind as a new "
-    "invoice: the credit note credits the days at their undiscounted price and a fresh invoice bills "
-    "the customer the difference"))
 def test_a_back_dated_termination_credit_note_takes_the_discount_into_account(vat, system, in_tenant):
     BillingSettings.objects.create(tenant=in_tenant, repairs="credit_note")
     plan = make_plan("basic", price="31.00")
@@ -110,10 +105,6 @@ def test_discounts_together_never_take_more_than_the_charges(vat, system):
     assert (november.net, november.gross) == (D("0.00"), D("0.00"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services.credit_note checks each line against what is left of that line only: a partial credit "
-    "of a discounted charge line credits the undiscounted amount, more net and VAT than the invoice "
-    "charged (_credited_vat caps only a credit of the whole taxable amount)"))
 def test_a_partial_credit_note_of_a_discounted_invoice_never_credits_more_than_it_charged(vat, system):
     plan = make_plan("basic", price="30.00")
     promotion(system, "SAVE20", discount_type="percent", discount_percent=D(20), discount_periods=6)
@@ -133,11 +124,6 @@ def test_a_partial_credit_note_of_a_discounted_invoice_never_credits_more_than_i
     assert -note.tax <= november.tax
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "same cause as the test above (the discount taken back stays on a new invoice): when every discounted "
-    "day is credited, the repairs credit note takes back more net and VAT than the invoice charged, "
-    "which services._credited_vat's cap does not see (it caps against the invoice's VAT rows only when "
-    "the credited taxable equals the invoice's)"))
 def test_a_repairs_credit_note_of_a_discounted_invoice_never_exceeds_it(vat, system, in_tenant):
     BillingSettings.objects.create(tenant=in_tenant, repairs="credit_note")
     plan = make_plan("basic", price="31.00")

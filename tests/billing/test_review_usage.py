@@ -103,9 +103,6 @@ def test_a_rerate_lower_never_credits_a_line_beyond_its_amount(system, november_
     assert made is not None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services.credit_note does not copy quantity/included/unit to the reversal lines, so usage_lines "
-    "subtracts the original quantity only: the re-billed usage line says 0 units for 3.00"))
 def test_usage_rebilled_after_a_whole_credit_note_says_its_units(system, november_usage_invoiced):
     account = november_usage_invoiced.account
     december = account.invoices.get(invoice_date=date(2026, 12, 1))

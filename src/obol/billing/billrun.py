@@ -171,7 +171,10 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
                 summary.nothing_due += 1
             else:
                 summary.done += 1
-                _add(summary, found)
+        made = [pk for pk, found in outcome.items() if isinstance(found, Invoice)]
+        for document in Invoice.objects.filter(bill_run=run, account_id__in=made).exclude(
+                state=Invoice.State.CANCELLED).only("gross", "currency"):  # invoices and repairs credit notes
+            _add(summary, document)
         BillRunError.objects.filter(run=run, step="generate").exclude(
             account_id__in=[pk for pk, found in outcome.items() if isinstance(found, Exception)]).filter(
             account_id__in=part).delete()
@@ -185,10 +188,11 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
 def _recount(run: BillRun) -> None:
     """The run's figures from what is stored (several processes may have worked on it)."""
     invoices = Invoice.objects.filter(bill_run=run).exclude(state=Invoice.State.CANCELLED)
-    run.invoices = invoices.count()
+    run.invoices = invoices.count()  # documents: invoices and repairs credit notes
     run.errors = BillRunError.objects.filter(run=run, step="generate").count()
     run.accounts = accounts_of(run).count()
-    run.nothing_due = max(run.accounts - run.invoices - run.errors, 0)
+    invoiced = invoices.values("account_id").distinct().count()
+    run.nothing_due = max(run.accounts - invoiced - run.errors, 0)
     if run.errors == 0 and run.state == BillRun.State.OPEN:
         run.state, run.finished_at = BillRun.State.GENERATED, clock.now()
     run.save(update_fields=["invoices", "errors", "accounts", "nothing_due", "state", "finished_at"])

@@ -59,7 +59,7 @@ from obol.core.periods import Cycle, Period
 from obol.core.rounding import RoundingRule
 
 ADVANCE, ARREARS = "advance", "arrears"
-RECURRING, ONE_TIME = "recurring", "one_time"
+RECURRING, ONE_TIME, ADJUSTMENT = "recurring", "one_time", "adjustment"
 ONE_DAY = timedelta(days=1)
 
 
@@ -141,6 +141,11 @@ def _subtract(these: Intervals, those: Intervals) -> Intervals:
     return out
 
 
+def subtract_days(these: Iterable[tuple[date, date]], those: Iterable[tuple[date, date]]) -> Intervals:
+    """The days of `these` not in `those` (each a list of [start, end) day intervals)."""
+    return _subtract(_merge(these), _merge(those))
+
+
 def _overlap(a: tuple[date, date], b: tuple[date, date]) -> tuple[date, date] | None:
     start, end = max(a[0], b[0]), min(a[1], b[1])
     return (start, end) if start < end else None
@@ -198,7 +203,7 @@ class _Ledger:
     line it names; a reversal that is itself reversed (a credit note of a repair) is undone."""
 
     def __init__(self, lines: Sequence[Line]):
-        self.items = [line for line in lines if not line.reverses]
+        self.items = [line for line in lines if not line.reverses and line.kind == RECURRING]
         by_target: dict[str, list[Line]] = defaultdict(list)
         for line in lines:
             if line.reverses:
@@ -213,6 +218,9 @@ class _Ledger:
 
         self.taken_days: dict[str, Intervals] = defaultdict(list)
         self.taken_amount: dict[str, Decimal] = defaultdict(Decimal)
+        for line in lines:  # partial credit notes took amounts, not days: a repair never credits beyond them
+            if line.kind == ADJUSTMENT and line.credits:
+                self.taken_amount[line.credits] += line.amount
         for target, reversals in by_target.items():
             for line in reversals:
                 if active(line):
@@ -238,10 +246,12 @@ class _Ledger:
         days take exactly what is left of it."""
         count = (days[1] - days[0]).days
         left_days = item.days - sum((e - s).days for s, e in _merge(self.taken_days[item.id]))
+        left = item.amount + self.taken_amount[item.id]
         if count >= left_days:
-            amount = -(item.amount + self.taken_amount[item.id])
+            amount = -left
         else:
             amount = -rounder(EXACT.multiply(item.amount, Decimal(count)) / Decimal(item.days))
+            amount = max(amount, -left) if left >= 0 else min(amount, -left)  # never beyond what is left
         self.taken_days[item.id].append(days)
         self.taken_amount[item.id] += amount
         return Line(item.subscription, item.code, item.name, RECURRING, amount, days[0], days[1],
@@ -268,7 +278,7 @@ def _periods(charge: RecurringCharge, ledger: _Ledger, until: date) -> list[Peri
 def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: date, rounder: Rounder,
                     until: date) -> list[Line]:
     ledger = _Ledger([line for line in invoiced if line.subscription == charge.subscription
-                      and line.code == charge.code and line.kind == RECURRING])
+                      and line.code == charge.code and line.kind in (RECURRING, ADJUSTMENT)])
     spans = {span.per_period: span for span in charge.spans}  # a price's terms: its (last) span's
     lines = []
     for period in _periods(charge, ledger, until):
@@ -293,7 +303,8 @@ def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: d
             for excess in _subtract(covered, wanted):
                 for days, item in pieces:
                     if (part := _overlap(excess, days)) is not None:
-                        lines.append(ledger.credit(item, part, rounder))
+                        if (credit := ledger.credit(item, part, rounder)).amount != 0:  # 0: credited already
+                            lines.append(credit)
     return lines
 
 

@@ -216,15 +216,16 @@ def discounts_of(accounts: list[BillingAccount], target: date) -> dict[int, list
 
 _LINE_FIELDS = ("pk", "invoice__account_id", "subscription_id", "charge_code", "name", "kind", "amount", "service_start",
                 "service_end", "per_period", "period_start", "period_end", "tax_category", "reverses_id", "label",
-                "revenue_account", "quantity", "included", "unit")
+                "revenue_account", "quantity", "included", "unit", "credits_id")
 
 
 def _line(pk, subscription_id, code, name, kind, amount, start, end, per_period, period_start, period_end, category,
-          reverses_id, label, revenue_account, quantity, included, unit) -> charges.Line:
+          reverses_id, label, revenue_account, quantity, included, unit, credits_id) -> charges.Line:
     return charges.Line(str(subscription_id), code, name, kind, amount, start, end, per_period=per_period,
                         period=Period(period_start, period_end) if period_start else None, tax_category=category,
                         reverses=str(reverses_id) if reverses_id else None, id=str(pk), label=label,
-                        revenue_account=revenue_account, quantity=quantity, included=included, unit=unit)
+                        revenue_account=revenue_account, quantity=quantity, included=included, unit=unit,
+                        credits=str(credits_id) if credits_id else None)
 
 
 @dataclass(frozen=True)

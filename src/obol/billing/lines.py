@@ -33,6 +33,7 @@ class Line:
     quantity: Decimal | None = None  # usage: units priced
     included: Decimal | None = None  # usage: units allowances paid
     unit: str = ""
+    credits: str | None = None  # a partial credit note's adjustment: the id of the invoiced line it credits
 
     @property
     def days(self) -> int:

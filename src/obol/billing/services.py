@@ -100,13 +100,25 @@ class _Draft:
 
 
 def _draft(account: BillingAccount, target: date, lines: list[charges.Line], known: list[tax.TaxRate],
-           bill_run: BillRun | None, prices_include_tax: bool, rule: str, credited: Invoice | None = None) -> _Draft:
+           bill_run: BillRun | None, prices_include_tax: bool, rule: str, credited: Invoice | None = None,
+           reversed_: dict[str, InvoiceLine] | None = None) -> _Draft:
     """The invoice of `lines`, with its VAT worked out per rate category (EN 16931); with
-    `credited`, a credit note of that invoice (its VAT never more than the invoice charged)."""
+    `credited`, a credit note of that invoice (its VAT never more than the invoice charged). A line
+    that reverses an invoiced one (`reversed_`: those lines by id) takes back VAT at the rate that
+    line charged, whatever the rate is now."""
     country = _country(account)
-    rates = {category: tax.rate_for(known, country, category, target) for category in {l.tax_category for l in lines}}
-    totals = tax.breakdown([(line.amount, rates[line.tax_category]) for line in lines], account.currency, rule,
-                           prices_include_tax=prices_include_tax)
+    rates = {category: tax.rate_for(known, country, category, target)
+             for category in {line.tax_category for line in lines if not (reversed_ or {}).get(line.reverses)}}
+
+    def rate_of(line: charges.Line) -> tax.TaxRate:
+        earlier = (reversed_ or {}).get(line.reverses) if line.reverses else None
+        if earlier is not None:
+            return tax.TaxRate("", earlier.tax_category, earlier.tax_rate, earlier.tax_code)
+        return rates[line.tax_category]
+
+    line_rates = [rate_of(line) for line in lines]
+    totals = tax.breakdown([(line.amount, rate) for line, rate in zip(lines, line_rates, strict=True)],
+                           account.currency, rule, prices_include_tax=prices_include_tax)
     if credited is not None:
         totals = _credited_vat(credited, None, totals)
     invoice = Invoice(tenant_id=account.tenant_id, account=account, invoice_date=target, currency=account.currency,
@@ -115,10 +127,10 @@ def _draft(account: BillingAccount, target: date, lines: list[charges.Line], kno
                       credited=credited)
     rows = [(n, int(line.subscription) if line.subscription else None, line.code, line.kind, line.name, line.label, line.amount, line.start,
              line.end, line.period.start if line.period else None, line.period.end if line.period else None,
-             line.per_period, line.tax_category, line.revenue_account, rates[line.tax_category].code,
-             rates[line.tax_category].rate, int(line.reverses) if line.reverses else None,
+             line.per_period, line.tax_category, line.revenue_account, rate.code, rate.rate,
+             int(line.reverses) if line.reverses else None,
              int(line.reverses) if credited and line.reverses else None, line.quantity, line.included, line.unit)
-            for n, line in enumerate(lines, start=1)]
+            for n, (line, rate) in enumerate(zip(lines, line_rates, strict=True), start=1)]
     return _Draft(invoice, rows, [(t.code, t.rate, t.taxable, t.tax) for t in totals.subtotals])
 
 
@@ -159,16 +171,19 @@ def generate_many(actor: Actor, accounts: list[BillingAccount], target: date, bi
                                                      until=account.cycle.period_containing(target).end)
         except ObolError as error:
             outcome[account.pk] = error
-    issued = _issued_invoices_of_repairs(proposed) if config.repairs == "credit_note" else {}
+    reversed_ = _reversed_lines(proposed)
+    issued = {pk: row.invoice for pk, row in reversed_.items() if row.invoice.kind == Invoice.Kind.INVOICE
+              and row.invoice.state in (State.ISSUED, State.SENT)} if config.repairs == "credit_note" else {}
     made: list[_Draft] = []
     for account in todo:
         if account.pk not in proposed:
             continue
         try:
             lines, notes = _split_repairs(proposed[account.pk], issued)
-            drafts = [_draft(account, target, lines, known, bill_run, include, rule)] if lines else []
-            drafts += [_draft(account, target, part, known, bill_run, include, rule, credited=invoice)
-                       for invoice, part in notes]
+            drafts = [_draft(account, target, lines, known, bill_run, include, rule, reversed_=reversed_)] if lines \
+                else []
+            drafts += [_draft(account, target, part, known, bill_run, include, rule, credited=invoice,
+                              reversed_=reversed_) for invoice, part in notes]
         except ObolError as error:
             outcome[account.pk] = error
             continue
@@ -182,24 +197,21 @@ def generate_many(actor: Actor, accounts: list[BillingAccount], target: date, bi
     return outcome
 
 
-def _issued_invoices_of_repairs(proposed: dict[int, list[charges.Line]]) -> dict[str, Invoice]:
-    """{line id: its issued invoice} for the invoiced lines the proposed credits reverse."""
-    ids = {int(line.reverses) for lines in proposed.values() for line in lines if line.reverses and line.amount < 0}
-    if not ids:
-        return {}
-    rows = filter_in(InvoiceLine.objects.filter(invoice__state__in=(State.ISSUED, State.SENT),
-                                                invoice__kind=Invoice.Kind.INVOICE).select_related("invoice"),
-                     "pk", sorted(ids))
-    return {str(row.pk): row.invoice for row in rows}
+def _reversed_lines(proposed: dict[int, list[charges.Line]]) -> dict[str, InvoiceLine]:
+    """{line id: the invoiced line, with its invoice} for the lines the proposed ones reverse."""
+    ids = {int(line.reverses) for lines in proposed.values() for line in lines if line.reverses}
+    rows = filter_in(InvoiceLine.objects.select_related("invoice"), "pk", ids) if ids else ()
+    return {str(row.pk): row for row in rows}
 
 
 def _split_repairs(lines: list[charges.Line], issued: dict[str, Invoice]):
-    """With repairs as credit notes: the credits that reverse lines of issued invoices go on one
-    credit note per invoice; the rest stays on the invoice. (lines, [(invoice, its credits)])."""
+    """With repairs as credit notes: the lines that correct lines of issued invoices (credits, and
+    the discount they had taken back) go on one credit note per invoice; the rest stays on the
+    invoice. (lines, [(invoice, its corrections)])."""
     notes: dict[int, tuple[Invoice, list[charges.Line]]] = {}
     kept = []
     for line in lines:
-        invoice = issued.get(line.reverses) if line.reverses and line.amount < 0 else None
+        invoice = issued.get(line.reverses) if line.reverses else None
         if invoice is None:
             kept.append(line)
         else:
@@ -394,9 +406,15 @@ log = logging.getLogger(__name__)
 
 
 def _mail(invoice: Invoice, address: str, pdf: bytes, tenant) -> None:
-    message = EmailMessage(subject=f"{tenant.name}: invoice {invoice.number}",
-                           body=(f"Please find attached invoice {invoice.number} of {invoice.issue_date} over "
-                                 f"{display(invoice.gross, invoice.currency)}, due on {invoice.due_date}."),
+    if invoice.kind == Invoice.Kind.CREDIT_NOTE:
+        subject = f"{tenant.name}: credit note {invoice.number}"
+        body = (f"Please find attached credit note {invoice.number} of {invoice.issue_date} over "
+                f"{display(-invoice.gross, invoice.currency)}, correcting invoice {invoice.credited}.")
+    else:
+        subject = f"{tenant.name}: invoice {invoice.number}"
+        body = (f"Please find attached invoice {invoice.number} of {invoice.issue_date} over "
+                f"{display(invoice.gross, invoice.currency)}, due on {invoice.due_date}.")
+    message = EmailMessage(subject=subject, body=body,
                            to=[address])
     message.attach(f"{invoice.number.replace('/', '-')}.pdf", pdf, "application/pdf")
     message.send()
@@ -455,6 +473,36 @@ def _credited_vat(invoice: Invoice, note: Invoice, totals: tax.Totals) -> tax.To
     return totals if invoice.prices_include_tax else tax.Totals(tuple(rows))
 
 
+def _days_left(line: InvoiceLine, amount: Decimal, taken: list[tuple[date, date]], currency: str):
+    """A whole credit note's reversal of a recurring line: (amount, start, end) for the days the
+    line still bills after earlier reversals, `amount` shared by days (the last part takes the
+    rest). Other lines (one-time, usage, discounts) are reversed over their own days."""
+    whole = [(amount, line.service_start, line.service_end)]
+    if line.kind != charges.RECURRING or not taken:
+        return whole
+    left = charges.subtract_days([(line.service_start, line.service_end)], taken)
+    if len(left) <= 1:
+        return [(amount, *left[0])] if left else whole
+    days = sum((end - start).days for start, end in left)
+    parts, rest = [], amount
+    for n, (start, end) in enumerate(left):
+        part = rest if n == len(left) - 1 else round_amount(
+            Amount(amount * (end - start).days / days, currency), RoundingPlace.INVOICE_LINE,
+            current_tenant().rounding).value
+        parts.append((part, start, end))
+        rest -= part
+    return parts
+
+
+def _negated_units(line: InvoiceLine, amount: Decimal) -> dict:
+    """A usage line's units taken back with it (the share its amount is of the line's)."""
+    if line.quantity is None or not line.amount:
+        return {}
+    share, places = amount / line.amount, Decimal("0.000001")
+    return {"quantity": -(line.quantity * share).quantize(places).normalize(),
+            "included": -((line.included or Decimal(0)) * share).quantize(places).normalize(), "unit": line.unit}
+
+
 @transaction.atomic
 def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | None = None,
                 reason: str = "") -> Invoice:
@@ -476,9 +524,12 @@ def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | No
     lines = {line.pk: line for line in invoice.lines.all()}
     # what is left of each line: less earlier credit notes' lines and later invoices' repairs
     credited: dict[int, Decimal] = defaultdict(Decimal)
+    taken_days: dict[int, list[tuple[date, date]]] = defaultdict(list)
     for row in InvoiceLine.objects.filter(Q(credits__in=lines) | Q(reverses__in=lines)).exclude(
             invoice__state=State.CANCELLED):
         credited[row.credits_id or row.reverses_id] += row.amount
+        if row.reverses_id:
+            taken_days[row.reverses_id].append((row.service_start, row.service_end))
     wanted = ({pk: line.amount + credited[pk] for pk, line in lines.items() if line.amount + credited[pk] != 0}
               if amounts is None else dict(amounts))
     if not wanted:
@@ -494,22 +545,31 @@ def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | No
                                    f"{display(left, invoice.currency)}, not {display(amount, invoice.currency)}",
                                    field="amounts")
         rows.append((line, amount))
+    left_total = invoice.net + sum(credited.values(), Decimal(0))
+    if amounts is not None and invoice.net > 0 and sum(amounts.values(), Decimal(0)) > left_total:
+        raise ValidationFailed(f"amounts: invoice {invoice} has {display(left_total, invoice.currency)} left to "
+                               f"credit (its discounts and earlier credits counted), not "
+                               f"{display(sum(amounts.values(), Decimal(0)), invoice.currency)}", field="amounts")
+    if amounts is None:  # a reversal takes back the days still invoiced, so a repair cancelled later stays right
+        rows = [(line, part, start, end) for line, amount in rows
+                for part, start, end in _days_left(line, amount, taken_days[line.pk], invoice.currency)]
+    else:
+        rows = [(line, amount, line.service_start, line.service_end) for line, amount in rows]
     note = Invoice.objects.create(account=invoice.account, kind=Invoice.Kind.CREDIT_NOTE, credited=invoice,
                                   invoice_date=clock.today(), currency=invoice.currency,
                                   prices_include_tax=invoice.prices_include_tax)
     InvoiceLine.objects.bulk_create([
         InvoiceLine(tenant_id=note.tenant_id, invoice=note, position=n, subscription_id=line.subscription_id,
                     charge_code=line.charge_code, kind=line.kind if amounts is None else "adjustment",
-                    name=line.name, label=line.label, amount=-amount, service_start=line.service_start,
-                    service_end=line.service_end, period_start=line.period_start, period_end=line.period_end,
-                    per_period=line.per_period, tax_category=line.tax_category, tax_code=line.tax_code,
-                    tax_rate=line.tax_rate, reverses=line if amounts is None else None, credits=line,
-                    revenue_account=line.revenue_account)
-        for n, (line, amount) in enumerate(rows, start=1)])
-    rates = {line.tax_category: tax.TaxRate("", line.tax_category, line.tax_rate, line.tax_code) for line, _ in rows}
+                    name=line.name, label=line.label, amount=-amount, service_start=start, service_end=end,
+                    period_start=line.period_start, period_end=line.period_end, per_period=line.per_period,
+                    tax_category=line.tax_category, tax_code=line.tax_code, tax_rate=line.tax_rate,
+                    reverses=line if amounts is None else None, credits=line, revenue_account=line.revenue_account,
+                    **(_negated_units(line, amount) if amounts is None else {}))
+        for n, (line, amount, start, end) in enumerate(rows, start=1)])
     totals = _credited_vat(invoice, note, tax.breakdown(
-        [(-amount, rates[line.tax_category]) for line, amount in rows], note.currency, current_tenant().rounding,
-        prices_include_tax=note.prices_include_tax))
+        [(-amount, tax.TaxRate("", line.tax_category, line.tax_rate, line.tax_code)) for line, amount, _, _ in rows],
+        note.currency, current_tenant().rounding, prices_include_tax=note.prices_include_tax))
     InvoiceTax.objects.bulk_create([InvoiceTax(tenant_id=note.tenant_id, invoice=note, code=s.code, rate=s.rate,
                                                taxable=s.taxable, tax=s.tax) for s in totals.subtotals])
     note.net, note.tax, note.gross = totals.net, totals.tax, totals.gross
