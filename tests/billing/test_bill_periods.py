@@ -96,3 +96,15 @@ def test_bill_runs_take_the_accounts_whose_bill_period_starts_on_the_day(in_tena
     assert due(date(2027, 4, 1)) == ["M-1", "Q-JAN", "Y-APR"]  # a Thursday
     assert due(date(2027, 4, 30)) == ["M-31"]  # a Friday; April is not one of Q-FEB-31's months
     assert due(date(2027, 5, 31)) == ["M-31", "Q-FEB-31", "W-MON"]  # a Monday
+
+
+def test_a_run_of_one_cycle_day_takes_the_quarterly_accounts_only_in_their_months(in_tenant, system):
+    make_account("M-15", bill_cycle_day=15)
+    make_account("Q-15", bill_cycle_day=15, bill_period="quarter", bill_cycle_month=1)
+    make_account("W", bill_cycle_day=15, bill_period="week")
+
+    def taken(day):
+        return sorted(billrun.accounts_of(billrun.start(system, day, cycle_day=15)).values_list("number", flat=True))
+
+    assert taken(date(2027, 1, 20)) == ["M-15", "Q-15"]  # January's cycle, billed late
+    assert taken(date(2027, 2, 20)) == ["M-15"]  # February is not one of Q-15's months; weeks have no cycle day

@@ -71,18 +71,22 @@ def due_on(day: date) -> Q:
     - weekly: the account's weekday is the day's."""
     last = calendar.monthrange(day.year, day.month)[1]
     on_day = Q(bill_cycle_day=day.day) | (Q(bill_cycle_day__gt=day.day) if day.day == last else Q(pk__in=[]))
+    return Q(bill_period="week", bill_weekday=day.weekday()) | (on_day & _in_month(day))
+
+
+def _in_month(day: date) -> Q:
+    """Monthly accounts, and quarterly and yearly ones whose period starts in `day`'s month."""
     quarter_months = [m for m in range(1, 13) if (day.month - m) % 3 == 0]
-    return (Q(bill_period="week", bill_weekday=day.weekday())
-            | (on_day & (Q(bill_period="month") | Q(bill_period="quarter", bill_cycle_month__in=quarter_months)
-                         | Q(bill_period="year", bill_cycle_month=day.month))))
+    return (Q(bill_period="month") | Q(bill_period="quarter", bill_cycle_month__in=quarter_months)
+            | Q(bill_period="year", bill_cycle_month=day.month))
 
 
 def accounts_of(run: BillRun):
     accounts = BillingAccount.objects.all()
     if run.account_numbers:
         accounts = accounts.filter(number__in=run.account_numbers)
-    elif run.cycle_day:
-        accounts = accounts.filter(bill_cycle_day=run.cycle_day)
+    elif run.cycle_day:  # a cycle billed on another day (late): its monthly, quarterly and yearly accounts due
+        accounts = accounts.filter(Q(bill_cycle_day=run.cycle_day) & _in_month(run.day))
     elif not run.every_account:
         accounts = accounts.filter(due_on(run.day))
     if run.reseller_id:
