@@ -90,3 +90,14 @@ def test_an_amount_in_another_currency_is_refused_naming_the_promotion():
                    amount=D("5.00"), currency="USD")
     with pytest.raises(ValidationFailed, match="Welcome \\(WELCOME\\) takes 5.00 USD off, not in the account's currency EUR"):
         calculate(Events(recurring=(fee(),), discounts=(usd,)), date(2026, 11, 16), "EUR")
+
+
+def test_a_fixed_amount_for_a_month_cut_short_is_shared_by_days():
+    # 6.00 off a month from 1 November, cancelled from 11 December: December's window is 1-10 December,
+    # 10 of its 31 days: 6.00 x 10/31 = 1.935... -> 1.94 (and December's 31.00 is more than enough)
+    cut = Discount("discount:9", "Welcome", "1", "amount", date(2026, 11, 1), date(2026, 12, 11), amount=D("6.00"),
+                   currency="EUR")
+    out, _ = runs(Events(recurring=(fee(start=date(2026, 11, 1), price="31.00"),), discounts=(cut,)),
+                  date(2026, 11, 1), date(2026, 12, 1))
+    assert out == [[("recurring", D("31.00")), ("discount", D("-6.00"))],
+                   [("recurring", D("31.00")), ("discount", D("-1.94"))]]

@@ -7,7 +7,8 @@ the charges of its subscription whose kind and code it names, for the days of it
 - **percent**: that share of the charges' amounts for the window's days;
 - **first period free**: all of them (the window is the first period);
 - **amount**: a fixed amount off per month of the window (months from its first day, cut by
-  `core.periods`), never more than the charges of that month.
+  `core.periods`), never more than the charges of that month; a month the window ends in early (a
+  cancellation) gets its share by days, rounded at PRORATION.
 
 A charge line partly inside a window counts for its days inside (amount x days inside / days of
 the line); a one-time charge counts when its day is inside. Credits count too, so a repair or a
@@ -30,8 +31,9 @@ from decimal import Decimal
 
 from obol.billing.lines import Line, Rounder
 from obol.core.errors import ValidationFailed
-from obol.core.money import EXACT
+from obol.core.money import EXACT, Amount
 from obol.core.periods import Cycle, Frequency, Period
+from obol.core.rounding import RoundingPlace, round_amount
 
 DISCOUNT = "discount"
 PERCENT, AMOUNT, FIRST_PERIOD_FREE = "percent", "amount", "first_period_free"
@@ -82,7 +84,19 @@ def _inside(line: Line, window: Period) -> Decimal:
     return EXACT.multiply(line.amount, Decimal(days)) / Decimal(line.days)
 
 
-def _due(discount: Discount, eligible: dict[tuple[str, str], Decimal], rounder: Rounder) -> dict[tuple[str, str], Decimal]:
+def _amount_of(discount: Discount, window: Period, rounder: Rounder) -> Decimal:
+    """An amount discount's share for `window`: the whole amount for a whole month, else by days of
+    the month (a cancellation or termination cut it short), rounded at PRORATION."""
+    month = Cycle(Frequency.MONTH, day=discount.starts.day).period_containing(window.start)
+    amount = discount.amount or Decimal(0)
+    if window.days >= month.days:
+        return amount
+    return round_amount(Amount(month.prorate(amount, window.days), rounder.currency), RoundingPlace.PRORATION,
+                        rounder.rule).value
+
+
+def _due(discount: Discount, eligible: dict[tuple[str, str], Decimal], rounder: Rounder,
+         window: Period) -> dict[tuple[str, str], Decimal]:
     """The discount (negative) per (tax category, revenue account) of a window's eligible charges."""
     if discount.kind == PERCENT:
         share = (discount.percent or Decimal(0)) / _HUNDRED
@@ -90,7 +104,7 @@ def _due(discount: Discount, eligible: dict[tuple[str, str], Decimal], rounder: 
     if discount.kind == FIRST_PERIOD_FREE:
         return {group: -rounder(value) for group, value in eligible.items()}
     total = sum(eligible.values(), Decimal(0))
-    off = rounder(min(discount.amount or Decimal(0), total)) if total > 0 else Decimal(0)
+    off = rounder(min(_amount_of(discount, window, rounder), total)) if total > 0 else Decimal(0)
     due, left = {}, off
     groups = sorted(eligible, key=lambda group: eligible[group])  # the largest takes the rounding remainder
     for n, group in enumerate(groups):
@@ -133,7 +147,7 @@ def discount_lines(discounts: Sequence[Discount], invoiced: Sequence[Line], prop
                     if group in eligible:
                         eligible[group] += part
             eligible = {group: value for group, value in eligible.items() if value > 0}
-            for (category, account), value in _due(discount, eligible, rounder).items():
+            for (category, account), value in _due(discount, eligible, rounder, window).items():
                 wanted[(discount.key, window.start, category, account)] = (value, discount, window)
                 given.append(Line(discount.subscription, discount.key, discount.name, DISCOUNT, value, window.start,
                                   window.end, tax_category=category, revenue_account=account))
