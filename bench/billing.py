@@ -1,17 +1,19 @@
 """`make bench`, third step: a mass bill run (issue 6) on SQLite and PostgreSQL. Not a test: nothing
 is asserted; the figures are printed beside the goal.
 
-    .venv/bin/python bench/billing.py [--accounts 2000] [--databases sqlite,postgresql] [--pdfs 50]
+    .venv/bin/python bench/billing.py [--accounts 2000] [--databases sqlite,postgresql] [--pdfs 200]
+        [--pdf-workers N] [--pg-database obol_billbench]
 
-1. A fresh database (SQLite file in a temporary directory; PostgreSQL `obol_billbench`, dropped
-   first), migrated; a tenant with German VAT, two plans (30.00 and 60.00 a month in advance,
+1. A fresh database (SQLite file in a temporary directory; PostgreSQL `obol_billbench` or
+   `--pg-database`, dropped first and at the end), migrated; a tenant with German VAT, two plans (30.00 and 60.00 a month in advance,
    prorated, and a per-unit quantity charge of 2.50 on the first) and N accounts (cycle day 1), each
    with one subscription. Every fourth account is activated on 16 November (proration), every fourth
    changes plan on 21 November, every fourth is terminated with effect from 11 November, the rest
    run since October. Bulk inserts, as the services write them (not counted).
 2. A bill run of every account for 1 December: generate, accept, issue, each step timed; invoices/s
    from generate to issued, and the peak memory of the process.
-3. PDF rendering of the first `--pdfs` issued invoices: documents/s.
+3. The PDFs of the first `--pdfs` issued invoices, rendered and stored by `documents.store_pdfs` in
+   `--pdf-workers` processes (default: one per core): documents/s, the workers' start included.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
-PG_DATABASE = "obol_billbench"
+PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "obol_billbench")
 RUN_DAY = date(2026, 12, 1)
 GOAL = ">= 1,000 invoices/s from generate to issued (without PDF); >= 25 PDFs/s"
 
@@ -87,7 +89,7 @@ def populate(accounts: int) -> None:
     SubscriptionChange.objects.bulk_create(changes, batch_size=5000)
 
 
-def measure(accounts: int, pdfs: int) -> dict:
+def measure(accounts: int, pdfs: int, pdf_workers: int) -> dict:
     """In the tenant in scope: the bill run's steps and the PDFs, timed."""
     from obol.billing import billrun, documents
     from obol.billing.models import Invoice
@@ -104,15 +106,13 @@ def measure(accounts: int, pdfs: int) -> dict:
         out[step] = (summary.done, time.perf_counter() - t0)
     out["total"] = (out["issue"][0], time.perf_counter() - began)
     out["peak_mib"] = peak_mib()
-    chosen = list(Invoice.objects.filter(state="issued").order_by("pk")[:pdfs])
+    chosen = list(Invoice.objects.filter(state="issued").order_by("pk").values_list("pk", flat=True)[:pdfs])
     t0 = time.perf_counter()
-    for invoice in chosen:
-        documents.pdf_of(invoice)
-    out["pdf"] = (len(chosen), time.perf_counter() - t0)
+    out["pdf"] = (documents.store_pdfs(chosen, workers=pdf_workers), time.perf_counter() - t0)
     return out
 
 
-def child(database_url: str, accounts: int, pdfs: int) -> None:
+def child(database_url: str, accounts: int, pdfs: int, pdf_workers: int) -> None:
     """One database, in this process (started by main with OBOL_DATABASE_URL set)."""
     import django
     django.setup()
@@ -127,7 +127,7 @@ def child(database_url: str, accounts: int, pdfs: int) -> None:
     with tenant_context(tenant):
         populate(accounts)
         setup = time.perf_counter() - t0
-        result = measure(accounts, pdfs)
+        result = measure(accounts, pdfs, pdf_workers)
     print(f"RESULT {setup:.1f} " + " ".join(f"{k}={v[0]}:{v[1]:.3f}" if isinstance(v, tuple) else f"{k}={v:.0f}"
                                             for k, v in result.items()), flush=True)
 
@@ -136,13 +136,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="a mass bill run (issue 6)")
     parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_BILLING_ACCOUNTS", "2000")))
     parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--pdfs", type=int, default=50)
+    parser.add_argument("--pdfs", type=int, default=200)
+    parser.add_argument("--pdf-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--pg-database", default=PG_DATABASE)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.accounts, args.pdfs)
+        return child(args.child, args.accounts, args.pdfs, args.pdf_workers)
     print(f"bill run: {args.accounts:,} accounts (proration, plan changes, terminations), every account on "
-          f"{RUN_DAY}; generate -> accept -> issue; then {args.pdfs} PDFs")
+          f"{RUN_DAY}; generate -> accept -> issue; then {args.pdfs} PDFs in {args.pdf_workers} processes")
     print(f"{'database':<11} {'set-up s':>8} {'generate/s':>11} {'accept/s':>9} {'issue/s':>8} "
           f"{'invoices/s':>11} {'peak MiB':>9} {'PDFs/s':>7}")
     for database in [d for d in args.databases.split(",") if d]:
@@ -150,16 +152,15 @@ def main() -> None:
             if database == "sqlite":
                 url = f"sqlite:///{tmp}/bench.sqlite3"
             else:
-                subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"DROP DATABASE IF EXISTS {PG_DATABASE}"],
-                               check=True)
-                subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"CREATE DATABASE {PG_DATABASE}"], check=True)
-                url = f"{PG_SERVER}/{PG_DATABASE}"
+                for sql in (f"DROP DATABASE IF EXISTS {args.pg_database}", f"CREATE DATABASE {args.pg_database}"):
+                    subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", sql], check=True)
+                url = f"{PG_SERVER}/{args.pg_database}"
             env = {**os.environ, "OBOL_DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "obol.settings",
                    "OBOL_DEBUG": "0"}
             done = subprocess.run([sys.executable, __file__, "--child", url, "--accounts", str(args.accounts),
-                                   "--pdfs", str(args.pdfs)], env=env, capture_output=True, text=True, check=False)
+                                   "--pdfs", str(args.pdfs), "--pdf-workers", str(args.pdf_workers)], env=env, capture_output=True, text=True, check=False)
             if database != "sqlite":
-                subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"DROP DATABASE IF EXISTS {PG_DATABASE}"],
+                subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"DROP DATABASE IF EXISTS {args.pg_database}"],
                                check=False)
         line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:

@@ -115,3 +115,46 @@ def test_an_issued_invoice_is_rendered_with_the_template_in_force_when_it_was_is
     invoice.refresh_from_db()
     assert text(documents.pdf_of(invoice)).strip() == "Old INV/2026/000001"  # first asked for after the change
     assert InvoiceDocument.objects.get(invoice=invoice).template_version == 1
+
+
+def test_many_pdfs_are_rendered_by_worker_processes_and_stored_as_one_at_a_time(invoice, system):
+    """store_pdfs: each issued invoice without a PDF gets the document pdf_of would have made (the
+    template in force at its issue, its SHA-256); a draft and an invoice already stored are left alone."""
+    InvoiceTemplate.objects.create(tenant=invoice.tenant, version=1,
+                                   html="<p>Old {{ invoice.number }} {{ gross }}</p>")
+    first = billing.issue(system, billing.accept(system, invoice), date(2026, 11, 16))
+    InvoiceTemplate.objects.create(tenant=invoice.tenant, version=2,
+                                   html="<p>New {{ invoice.number }} {{ gross }}</p>")
+    plan = make_plan("plus", price="60.00")
+    issued, drafts = [], []
+    for n in range(2, 6):
+        account = make_account(f"A-{n}")
+        subscriptions.subscribe(system, account, plan, start_date=date(2026, 11, 16))
+        draft = billing.generate(system, account, date(2026, 11, 16))
+        if n == 5:
+            drafts.append(draft)
+        else:
+            issued.append(billing.issue(system, billing.accept(system, draft), date(2026, 11, 16)))
+    kept = documents.pdf_of(issued[0])  # already stored: not rendered again
+    assert documents.store_pdfs([first, *issued, *drafts], workers=2) == 3
+    assert documents.store_pdfs([first, *issued, *drafts], workers=2) == 0
+    assert not InvoiceDocument.objects.filter(invoice__in=drafts).exists()
+    assert bytes(InvoiceDocument.objects.get(invoice=issued[0]).pdf) == kept
+    stored = {d.invoice_id: d for d in InvoiceDocument.objects.all()}
+    assert text(bytes(stored[first.pk].pdf)).strip() == "Old INV/2026/000001 17.85"
+    assert stored[first.pk].template_version == 1
+    for number, invoice in enumerate(issued, start=2):
+        pdf = bytes(stored[invoice.pk].pdf)
+        assert text(pdf).strip() == f"New INV/2026/00000{number} 35.70" and stored[invoice.pk].template_version == 2
+        assert stored[invoice.pk].sha256 == hashlib.sha256(pdf).hexdigest()
+        assert documents.pdf_of(invoice) == pdf
+
+
+def test_the_built_in_template_gives_the_same_pdf_in_a_worker_as_rendered_alone(invoice, system):
+    invoice = billing.issue(system, billing.accept(system, invoice), date(2026, 11, 16))
+    alone = documents.render_pdf(documents.render_html(invoice, documents.builtin()))  # fonts loaded for it alone
+    assert documents.store_pdfs([invoice.pk], workers=2) == 1
+    stored = InvoiceDocument.objects.get(invoice=invoice)
+    assert bytes(stored.pdf) == alone and stored.template_version == 0
+    words = text(alone)
+    assert "INV/2026/000001" in words and "17.85" in words and "Page 1 of 1" in words
