@@ -9,7 +9,9 @@ is asserted; the figures are printed beside the goal.
    prorated, and a per-unit quantity charge of 2.50 on the first) and N accounts (cycle day 1), each
    with one subscription. Every fourth account is activated on 16 November (proration), every fourth
    changes plan on 21 November, every fourth is terminated with effect from 11 November, the rest
-   run since October. Bulk inserts, as the services write them (not counted).
+   run since October. Every account is postpaid with twelve rated records in November (calls
+   national and international, data: three usage lines in arrears), and every fifth has a 20%
+   discount. Bulk inserts, as the services write them (not counted).
 2. A bill run of every account for 1 December: generate, accept, issue, each step timed; invoices/s
    from generate to issued, and the peak memory of the process.
 3. The PDFs of the first `--pdfs` issued invoices, rendered and stored by `documents.store_pdfs` in
@@ -87,6 +89,49 @@ def populate(accounts: int) -> None:
                                        status=status, plan=plan, quantity=sub.quantity)
                     for n, (kind, day, status, plan) in enumerate(rows, start=1)]
     SubscriptionChange.objects.bulk_create(changes, batch_size=5000)
+    usage_and_discounts(subscriptions)
+
+
+def usage_and_discounts(subscriptions) -> None:
+    """November's rated calls and data of every subscription (three aggregates each: national and
+    international calls, data; 12 records), billed in arrears on the run; and a 20% discount for
+    six months on every fifth subscription (all accounts are postpaid)."""
+    from datetime import UTC, datetime
+
+    from obol.balances.models import Promotion, PromotionApplication
+    from obol.catalog.models import Charge, PricePlanVersion, Service
+    from obol.core.bulk import insert_values
+    from obol.core.tenancy import current_tenant
+    from obol.usage.models import RatedRecord
+
+    tenant = current_tenant()
+    voice = Service.objects.create(tenant=tenant, code="voice", name="Calls", kind="voice", unit="second")
+    data = Service.objects.create(tenant=tenant, code="data", name="Data", kind="data", unit="byte")
+    for version in PricePlanVersion.objects.all():
+        Charge.objects.create(tenant=tenant, version=version, code="calls", name="Calls", kind="usage", service=voice,
+                              rate_table="voice", position=5)
+        Charge.objects.create(tenant=tenant, version=version, code="data", name="Data", kind="usage", service=data,
+                              rate_table="data", position=6)
+    rated = datetime(2026, 11, 30, 23, tzinfo=UTC)
+    kinds = [("voice", "national", 120, 90_000), ("voice", "international", 60, 420_000), ("data", "", 10_485_760, 0)]
+    rows = []
+    for sub in subscriptions:
+        for n in range(12):
+            service, group, quantity, micros = kinds[n % 3]
+            rows.append((tenant.pk, f"{sub.number}-{n}", sub.account_id, sub.pk, service, date(2026, 11, 1),
+                         datetime(2026, 11, 1 + n * 2, 9, n, tzinfo=UTC), quantity, group, 0 if n % 4 else quantity,
+                         quantity, quantity, micros + n * 1_001, "EUR", False, "", "", "", "", rated))
+    insert_values(RatedRecord, ["tenant_id", "record_key", "account_id", "subscription_id", "service", "cycle_start",
+                                "start", "quantity", "destination_group", "included", "charged", "billed",
+                                "price_micros", "currency", "uncovered", "takes", "rate_table", "destination",
+                                "time_band", "rated_at"], rows)
+    promotion = Promotion.objects.create(tenant=tenant, code="SAVE20", name="Bench offer", kind="discount",
+                                         trigger="code", discount_type="percent", discount_percent=Decimal(20),
+                                         discount_periods=6, charge_kinds=["recurring"])
+    PromotionApplication.objects.bulk_create([
+        PromotionApplication(tenant=tenant, promotion=promotion, subscription=sub, account_id=sub.account_id,
+                             start_date=date(2026, 11, 1), end_date=date(2027, 5, 1))
+        for i, sub in enumerate(subscriptions) if i % 5 == 0], batch_size=5000)
 
 
 def measure(accounts: int, pdfs: int, pdf_workers: int) -> dict:

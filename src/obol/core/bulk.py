@@ -99,6 +99,8 @@ def _converter(field):
         from obol.core.fields import canonical_text, check_storable
 
         def exact(value):
+            if value is None:
+                return None
             if type(value) is not Decimal:
                 return field.get_db_prep_save(value, connection)
             checked = check_storable(value, field.name)
@@ -108,9 +110,11 @@ def _converter(field):
         return lambda value: value if type(value) is datetime and value.tzinfo is not None \
             else field.get_db_prep_save(value, connection)
     if kind == "DateField" and sqlite:
-        return lambda value: value.isoformat() if type(value) is date else field.get_db_prep_save(value, connection)
+        return lambda value: value.isoformat() if type(value) is date else (
+            None if value is None else field.get_db_prep_save(value, connection))
     if kind == "DateField":
-        return lambda value: value if type(value) is date else field.get_db_prep_save(value, connection)
+        return lambda value: value if type(value) is date or value is None else field.get_db_prep_save(value,
+                                                                                                         connection)
     return lambda value: field.get_db_prep_save(value, connection)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from enum import StrEnum
+from functools import lru_cache
 
 from obol.core.errors import ValidationFailed
 from obol.core.money import EXACT
@@ -86,6 +87,7 @@ class Period:
         return f"{self.start.isoformat()} – {self.last_day.isoformat()}"
 
 
+@lru_cache(maxsize=8192)  # pure, and asked for the same months again and again by the mass processes
 def cycle_date(year: int, month: int, cycle_day: int) -> date:
     """The cycle day in a month, or the month's last day when it is shorter (31 -> 28 Feb)."""
     return date(year, month, min(cycle_day, calendar.monthrange(year, month)[1]))
