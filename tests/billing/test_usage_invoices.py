@@ -16,8 +16,9 @@ from tests.factories import make_account, make_plan
 pytestmark = pytest.mark.django_db
 
 
-def record(subscription, key, day, *, seconds, micros, included=0, group="national", service="voice"):
-    RatedRecord.objects.create(
+def record(subscription, key, day, *, seconds, micros, included=0, group="national", service="voice",
+           destination=""):
+    RatedRecord.objects.create(destination=destination, 
         tenant=current_tenant(), record_key=key, account=subscription.account, subscription=subscription,
         service=service, cycle_start=date(day.year, day.month, 1), start=datetime(day.year, day.month, day.day, 10,
                                                                                    tzinfo=UTC),
@@ -65,3 +66,35 @@ def test_a_postpaid_accounts_usage_is_on_the_invoice_after_its_month(vat, system
         ("Calls – national", "60 second", "2026-11-01", D("0.12")),  # 1.604936 -> 1.60, less the 1.48 invoiced
         ("Calls – national", "60 second", "2026-12-01", D("0.50")),
     ]
+
+
+def test_an_account_that_asks_for_it_gets_its_calls_listed_on_the_invoice(vat, system, plan):
+    import io
+
+    from pypdf import PdfReader
+
+    from obol.billing import documents
+
+    itemised = subscriptions.subscribe(system, make_account("A-1", mode="postpaid", itemised_usage=True), plan,
+                                       start_date=date(2026, 11, 1))
+    plain = subscriptions.subscribe(system, make_account("A-2", mode="postpaid"), plan, start_date=date(2026, 11, 1))
+    for subscription in (itemised, plain):
+        record(subscription, f"{subscription.pk}-1", date(2026, 11, 3), seconds=600, micros=1_234_567,
+               destination="4930123456")
+        record(subscription, f"{subscription.pk}-2", date(2026, 11, 21), seconds=60, micros=990_000,
+               group="international", destination="33140000000")
+        record(subscription, f"{subscription.pk}-3", date(2026, 12, 2), seconds=60, micros=500_000,
+               destination="4940999999")  # December's: on the next invoice
+
+    def pdf_text(subscription):
+        invoice = billing.issue(system, billing.accept(system, billing.generate(
+            system, subscription.account, date(2026, 12, 1))), date(2026, 12, 1))
+        return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(documents.pdf_of(invoice))).pages)
+
+    listed = pdf_text(itemised)
+    assert "Itemised usage" in listed
+    assert "2026-11-03 10:00:00" in listed and "4930123456" in listed and "1.234567" in listed  # at rating precision
+    assert "33140000000" in listed and "0.990000" in listed
+    assert "4940999999" not in listed  # December's call is not on this invoice
+    unlisted = pdf_text(plain)
+    assert "Calls – national" in unlisted and "Itemised usage" not in unlisted and "4930123456" not in unlisted

@@ -31,14 +31,19 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.template import Context, Engine
 
 from obol.billing.models import Invoice, InvoiceDocument, InvoiceTemplate
-from obol.core.money import digits
+from obol.billing.usage_charges import USAGE
+from obol.core.money import Amount, digits
+from obol.core.rounding import RoundingPlace, round_amount
 from obol.core.tenancy import current_tenant
+from obol.usage.models import RatedRecord
 
 DEFAULTS = Path(__file__).resolve().parent / "document_defaults"
 _ENGINE = Engine(autoescape=True, libraries={}, builtins=["django.template.defaultfilters",
@@ -97,12 +102,45 @@ def context(invoice: Invoice, language: str) -> dict:
         row.rate_text = f"{row.rate.normalize():f}"
         row.taxable_text, row.tax_text = digits(row.taxable, currency), digits(row.tax, currency)
     customer = invoice.account.customer
+    calls, more_calls = itemised_calls(invoice, lines)
     return {
         "invoice": invoice, "lines": lines, "taxes": taxes, "account": invoice.account, "customer": customer,
+        "calls": calls, "more_calls": more_calls,
         "address": customer.addresses.first(),
         "tenant": current_tenant(), "net": digits(invoice.net, currency), "gross": digits(invoice.gross, currency),
         "title": "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice", "language": language,
     }
+
+
+MAX_CALLS = 5000  # an itemised list longer than this ends with how many more there are
+
+
+def itemised_calls(invoice: Invoice, lines: list) -> tuple[list[dict], int]:
+    """The rated records behind the invoice's usage lines, in time order, when its account asked
+    for itemised usage (`BillingAccount.itemised_usage`): each with its start in the tenant's time
+    zone, service, destination, units and price; and how many more there are past MAX_CALLS."""
+    usage = [line for line in lines if line.kind == USAGE and line.amount > 0 and not line.reverses_id]
+    if invoice.kind != Invoice.Kind.INVOICE or not invoice.account.itemised_usage or not usage:
+        return [], 0
+    keys = {(line.subscription_id, line.charge_code, line.service_start) for line in usage}
+    zone, rule = ZoneInfo(current_tenant().timezone), current_tenant().rounding
+    records = RatedRecord.objects.filter(account_id=invoice.account_id, uncovered=False,
+                                         cycle_start__in={start for _, _, start in keys}).order_by("start", "pk")
+    calls, more = [], 0
+    for r in records.values_list("start", "subscription_id", "service", "destination", "destination_group",
+                                 "quantity", "included", "price_micros", "cycle_start").iterator():
+        start, subscription_id, service, destination, group, quantity, included, micros, period = r
+        code = f"usage:{service}:{group}" if group else f"usage:{service}"
+        if (subscription_id, code, period) not in keys:  # not one of this invoice's usage lines
+            continue
+        if len(calls) == MAX_CALLS:
+            more += 1
+            continue
+        calls.append({"start": start.astimezone(zone), "service": service, "destination": destination,
+                      "group": group, "quantity": quantity, "included": included,
+                      "amount_text": digits(round_amount(Amount(Decimal(micros).scaleb(-6), invoice.currency),
+                                                         RoundingPlace.DISPLAY, rule).value, invoice.currency)})
+    return calls, more
 
 
 @functools.lru_cache(maxsize=32)

@@ -154,6 +154,7 @@ class AccountPatch(Schema):
     bill_cycle_month: int | None = Field(None, ge=1, le=12, description="Quarterly, yearly: the month a period starts in")
     bill_weekday: int | None = Field(None, ge=0, le=6, description="Weekly: 0 (Monday) to 6 (Sunday)")
     segment: str | None = Field(None, max_length=40)
+    itemised_usage: bool | None = Field(None, description="Invoices list every rated call of their usage lines")
     payment_terms_days: int | None = Field(None, ge=0, le=365)
     mode: Literal["prepaid", "postpaid", "hybrid"] | None = None
     credit_limit: Decimal | None = Field(None, description="Decimal string, in the account's currency")
@@ -182,6 +183,7 @@ class AccountOut(Schema):
     bill_cycle_month: int
     bill_weekday: int
     segment: str
+    itemised_usage: bool
     payment_terms_days: int
     mode: str
     credit_limit: Decimal | None

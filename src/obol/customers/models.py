@@ -150,6 +150,8 @@ class BillingAccount(TenantOwned):
         null=True, blank=True, editable=False,
         help_text="The day the account last turned postpaid: its usage is invoiced from then (it paid earlier usage "
                   "from its pockets); empty: since it was opened")
+    itemised_usage = models.BooleanField(default=False,
+                                         help_text="Invoices list every rated call and session of their usage lines")
     segment = models.CharField(max_length=40, blank=True, db_index=True,
                                help_text="A label to group accounts by (residential, business, ...); bill runs filter on it")
     payment_terms_days = models.PositiveSmallIntegerField(default=14)

@@ -15,6 +15,7 @@ from obol.customers.models import Address, BillingAccount, Contact, Customer, Re
 CUSTOMER_FIELDS = ("kind", "name", "legal_name", "email", "phone", "country", "tax_id", "language", "reseller",
                    "external_ref")
 ACCOUNT_FIELDS = ("name", "currency", "bill_cycle_day", "bill_period", "bill_cycle_month", "bill_weekday", "segment",
+                  "itemised_usage",
                   "payment_terms_days", "mode", "credit_limit", "language",
                   "reseller", "omit_from_dunning", "parent", "billing_contact", "status")
 
