@@ -50,7 +50,7 @@ test-postgres: venv
 # Speed of the usage mass process (not a test, not part of `make test`): docs/usage-performance.md.
 # BENCH_RECORDS=200000 BENCH_SUBSCRIBERS=20000 make bench for a quick run; BENCH_DB_MAX=10000000 also stores 10M.
 # Then real-time charging under load over HTTP (bench/charging.py, PostgreSQL); BENCH_CHARGING=0 skips it.
-# Then a mass bill run on SQLite and PostgreSQL (bench/billing.py, BENCH_BILLING_ACCOUNTS=2000); BENCH_BILLING=0 skips it.
+# Then a mass bill run on SQLite and PostgreSQL (bench/billing.py, BENCH_BILLING_ACCOUNTS=10000); BENCH_BILLING=0 skips it.
 bench: venv
 	$(BIN)/python bench/run.py
 	@if [ "$(BENCH_CHARGING)" != "0" ]; then $(BIN)/python bench/charging.py; \

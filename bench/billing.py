@@ -1,8 +1,8 @@
 """`make bench`, third step: a mass bill run (issue 6) on SQLite and PostgreSQL. Not a test: nothing
 is asserted; the figures are printed beside the goal.
 
-    .venv/bin/python bench/billing.py [--accounts 2000] [--databases sqlite,postgresql] [--pdfs 200]
-        [--pdf-workers N] [--pg-database obol_billbench]
+    .venv/bin/python bench/billing.py [--accounts 10000] [--databases sqlite,postgresql] [--pdfs 200]
+        [--workers N] [--pdf-workers N] [--pg-database obol_billbench]
 
 1. A fresh database (SQLite file in a temporary directory; PostgreSQL `obol_billbench` or
    `--pg-database`, dropped first and at the end), migrated; a tenant with German VAT, two plans (30.00 and 60.00 a month in advance,
@@ -12,8 +12,9 @@ is asserted; the figures are printed beside the goal.
    run since October. Every account is postpaid with twelve rated records in November (calls
    national and international, data: three usage lines in arrears), and every fifth has a 20%
    discount. Bulk inserts, as the services write them (not counted).
-2. A bill run of every account for 1 December: generate, accept, issue, each step timed; invoices/s
-   from generate to issued, and the peak memory of the process.
+2. A bill run of every account for 1 December: generate (on PostgreSQL in `--workers` processes, one
+   per core by default, as `obol billrun generate --workers N`), accept, issue, each step timed;
+   invoices/s from generate to issued, and the peak memory of the process.
 3. The PDFs of the first `--pdfs` issued invoices, rendered and stored by `documents.store_pdfs` in
    `--pdf-workers` processes (default: one per core): documents/s, the workers' start included.
 """
@@ -134,11 +135,19 @@ def usage_and_discounts(subscriptions) -> None:
         for i, sub in enumerate(subscriptions) if i % 5 == 0], batch_size=5000)
 
 
-def measure(accounts: int, pdfs: int, pdf_workers: int) -> dict:
-    """In the tenant in scope: the bill run's steps and the PDFs, timed."""
+def measure(accounts: int, pdfs: int, pdf_workers: int, workers: int) -> dict:
+    """In the tenant in scope: the bill run's steps and the PDFs, timed. With `workers` > 1 on
+    PostgreSQL, generate runs as `obol billrun generate RUN --workers N` does (N processes, their
+    start included)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.db import connection
+
     from obol.billing import billrun, documents
     from obol.billing.models import Invoice
     from obol.core.actors import Actor
+    from obol.core.tenancy import current_tenant
 
     actor = Actor.process("bench")
     run = billrun.start(actor, RUN_DAY, every_account=True)
@@ -146,6 +155,11 @@ def measure(accounts: int, pdfs: int, pdf_workers: int) -> dict:
     began = time.perf_counter()
     for step in ("generate", "accept", "issue"):
         t0 = time.perf_counter()
+        if step == "generate" and workers > 1 and connection.vendor == "postgresql":
+            call_command("billrun", "generate", str(run.pk), "--tenant", current_tenant().code, "--workers",
+                         str(workers), "--json", stdout=StringIO())
+            out[step] = (Invoice.objects.filter(bill_run=run).count(), time.perf_counter() - t0)
+            continue
         summary = (billrun.generate(actor, run) if step == "generate"
                    else billrun.apply(actor, run, step, on=RUN_DAY))
         out[step] = (summary.done, time.perf_counter() - t0)
@@ -157,7 +171,7 @@ def measure(accounts: int, pdfs: int, pdf_workers: int) -> dict:
     return out
 
 
-def child(database_url: str, accounts: int, pdfs: int, pdf_workers: int) -> None:
+def child(database_url: str, accounts: int, pdfs: int, pdf_workers: int, workers: int) -> None:
     """One database, in this process (started by main with OBOL_DATABASE_URL set)."""
     import django
     django.setup()
@@ -172,14 +186,16 @@ def child(database_url: str, accounts: int, pdfs: int, pdf_workers: int) -> None
     with tenant_context(tenant):
         populate(accounts)
         setup = time.perf_counter() - t0
-        result = measure(accounts, pdfs, pdf_workers)
+        result = measure(accounts, pdfs, pdf_workers, workers)
     print(f"RESULT {setup:.1f} " + " ".join(f"{k}={v[0]}:{v[1]:.3f}" if isinstance(v, tuple) else f"{k}={v:.0f}"
                                             for k, v in result.items()), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="a mass bill run (issue 6)")
-    parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_BILLING_ACCOUNTS", "2000")))
+    parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_BILLING_ACCOUNTS", "10000")))
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="generate's processes on PostgreSQL (SQLite has one writer: 1)")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--pdfs", type=int, default=200)
     parser.add_argument("--pdf-workers", type=int, default=os.cpu_count() or 1)
@@ -187,9 +203,10 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.accounts, args.pdfs, args.pdf_workers)
-    print(f"bill run: {args.accounts:,} accounts (proration, plan changes, terminations), every account on "
-          f"{RUN_DAY}; generate -> accept -> issue; then {args.pdfs} PDFs in {args.pdf_workers} processes")
+        return child(args.child, args.accounts, args.pdfs, args.pdf_workers, args.workers)
+    print(f"bill run: {args.accounts:,} accounts (proration, plan changes, terminations, usage, discounts), every "
+          f"account on {RUN_DAY}; generate (PostgreSQL: {args.workers} processes) -> accept -> issue; then "
+          f"{args.pdfs} PDFs in {args.pdf_workers} processes")
     print(f"{'database':<11} {'set-up s':>8} {'generate/s':>11} {'accept/s':>9} {'issue/s':>8} "
           f"{'invoices/s':>11} {'peak MiB':>9} {'PDFs/s':>7}")
     for database in [d for d in args.databases.split(",") if d]:
@@ -203,7 +220,9 @@ def main() -> None:
             env = {**os.environ, "OBOL_DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "obol.settings",
                    "OBOL_DEBUG": "0"}
             done = subprocess.run([sys.executable, __file__, "--child", url, "--accounts", str(args.accounts),
-                                   "--pdfs", str(args.pdfs), "--pdf-workers", str(args.pdf_workers)], env=env, capture_output=True, text=True, check=False)
+                                   "--pdfs", str(args.pdfs), "--pdf-workers", str(args.pdf_workers),
+                                   "--workers", str(args.workers)], env=env, capture_output=True, text=True,
+                                  check=False)
             if database != "sqlite":
                 subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"DROP DATABASE IF EXISTS {args.pg_database}"],
                                check=False)

@@ -62,7 +62,7 @@ def post_many(invoices: list[Invoice], settings) -> list[JournalEntry]:
     entries, rows = [], []
     for invoice in invoices:
         kind = "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice"
-        entry = JournalEntry(tenant_id=invoice.tenant_id, day=invoice.issue_date, invoice=invoice,
+        entry = JournalEntry(tenant_id=invoice.tenant_id, day=invoice.issue_date, invoice_id=invoice.pk,
                              description=f"{kind} {invoice.number} to {invoice.account.number}")
         posted = [(account, -amount if amount < 0 else ZERO, amount if amount > 0 else ZERO)
                   for account, amount in _postings(invoice, lines[invoice.pk], taxes[invoice.pk], settings)]

@@ -121,10 +121,12 @@ def _draft(account: BillingAccount, target: date, lines: list[charges.Line], kno
                            account.currency, rule, prices_include_tax=prices_include_tax)
     if credited is not None:
         totals = _credited_vat(credited, None, totals)
-    invoice = Invoice(tenant_id=account.tenant_id, account=account, invoice_date=target, currency=account.currency,
-                      prices_include_tax=prices_include_tax, bill_run=bill_run, net=totals.net, tax=totals.tax,
-                      gross=totals.gross, kind=Invoice.Kind.CREDIT_NOTE if credited else Invoice.Kind.INVOICE,
-                      credited=credited)
+    invoice = Invoice(tenant_id=account.tenant_id, account_id=account.pk, invoice_date=target,  # ids: no lookups
+                      currency=account.currency, prices_include_tax=prices_include_tax,
+                      bill_run_id=bill_run.pk if bill_run else None, net=totals.net, tax=totals.tax,
+                      gross=totals.gross, kind=Invoice.Kind.CREDIT_NOTE if credited else Invoice.Kind.INVOICE)
+    if credited is not None:
+        invoice.credited = credited
     rows = [(n, int(line.subscription) if line.subscription else None, line.code, line.kind, line.name, line.label, line.amount, line.start,
              line.end, line.period.start if line.period else None, line.period.end if line.period else None,
              line.per_period, line.tax_category, line.revenue_account, rate.code, rate.rate,
