@@ -126,7 +126,8 @@ def discount_lines(discounts: Sequence[Discount], invoiced: Sequence[Line], prop
         if line.kind == DISCOUNT and (settled_before is None or line.end > settled_before):
             key = (line.code, line.start, line.tax_category, line.revenue_account)
             held[key] += line.amount
-            if not line.reverses and (key not in held_lines or line.amount < held_lines[key].amount):
+            mine = held_lines.get(key)
+            if mine is None or (not line.reverses and (mine.reverses or line.amount < mine.amount)):
                 held_lines[key] = line  # the line a take-back reverses: the largest discount given
     wanted: dict[tuple[str, date, str, str], tuple[Decimal, Discount, Period]] = {}
     given: list[Line] = []  # the earlier discounts' amounts, as lines the later ones count against
@@ -162,5 +163,6 @@ def discount_lines(discounts: Sequence[Discount], invoiced: Sequence[Line], prop
         subscription = discount.subscription if discount else before.subscription
         start, end = (window.start, window.end) if window else (before.start, before.end)
         lines.append(Line(subscription, key[0], name, DISCOUNT, change, start, end, tax_category=key[2],
-                          revenue_account=key[3], reverses=before.id if change > 0 and before is not None else None))
+                          revenue_account=key[3],
+                          reverses=before.id if change > 0 and before is not None and not before.reverses else None))
     return lines
