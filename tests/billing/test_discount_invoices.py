@@ -37,3 +37,25 @@ def test_a_promo_code_discounts_the_invoices_of_its_months(vat, system):
     assert [(line.kind, line.amount) for line in december.lines.order_by("position")] == [
         ("recurring", D("30.00")), ("discount", D("3.00"))]
     assert december.net == D("33.00")
+
+
+def test_a_partial_credit_note_of_a_discounted_invoice_takes_at_most_what_it_charged(vat, system, in_tenant):
+    from obol.billing.models import BillingSettings
+    from obol.core.errors import ValidationFailed
+
+    BillingSettings.objects.create(tenant=in_tenant, prices_include_tax=True)  # lines state gross amounts
+    plan = make_plan("basic", price="30.00")
+    promotions.create_promotion(system, code="SAVE20", name="Spring offer", kind="discount", trigger="code",
+                                discount_type="percent", discount_percent=D(20), discount_periods=2,
+                                charge_kinds=["recurring"], valid_from=datetime(2025, 1, 1, tzinfo=UTC))
+    subscription = subscriptions.subscribe(system, make_account(), plan, start_date=date(2026, 11, 1))
+    with frozen(date(2026, 11, 1)):
+        promotions.apply_code(system, subscription, "SAVE20")
+    november = issued(system, billing.generate(system, subscription.account, date(2026, 11, 1)), date(2026, 11, 1))
+    assert november.gross == D("24.00")  # 30.00 less 6.00, VAT included
+    fee = november.lines.get(kind="recurring")
+    with pytest.raises(ValidationFailed, match="24.00 EUR left to credit"):
+        billing.credit_note(system, november, {fee.pk: D("24.01")})
+    note = billing.credit_note(system, november, {fee.pk: D("24.00")})
+    assert (note.gross, note.tax) == (D("-24.00"), D("-3.83"))  # all the VAT charged: 24.00 x 19/119
+    assert november.tax == D("3.83")

@@ -547,8 +547,9 @@ def credit_note(actor: Actor, invoice: Invoice, amounts: dict[int, Decimal] | No
                                    f"{display(left, invoice.currency)}, not {display(amount, invoice.currency)}",
                                    field="amounts")
         rows.append((line, amount))
-    left_total = invoice.net + sum(credited.values(), Decimal(0))
-    if amounts is not None and invoice.net > 0 and sum(amounts.values(), Decimal(0)) > left_total:
+    charged = sum((line.amount for line in lines.values()), Decimal(0))  # as the lines state it (net or gross)
+    left_total = charged + sum(credited.values(), Decimal(0))
+    if amounts is not None and charged > 0 and sum(amounts.values(), Decimal(0)) > left_total:
         raise ValidationFailed(f"amounts: invoice {invoice} has {display(left_total, invoice.currency)} left to "
                                f"credit (its discounts and earlier credits counted), not "
                                f"{display(sum(amounts.values(), Decimal(0)), invoice.currency)}", field="amounts")
