@@ -182,15 +182,15 @@ def generate_many(actor: Actor, accounts: list[BillingAccount], target: date, bi
             continue
         try:
             lines, notes = _split_repairs(proposed[account.pk], issued)
-            drafts = [_draft(account, target, lines, known, bill_run, include, rule, reversed_=reversed_)] if lines \
-                else []
-            drafts += [_draft(account, target, part, known, bill_run, include, rule, credited=invoice,
-                              reversed_=reversed_) for invoice, part in notes]
+            documents_ = [_draft(account, target, lines, known, bill_run, include, rule, reversed_=reversed_)] \
+                if lines else []
+            documents_ += [_draft(account, target, part, known, bill_run, include, rule, credited=invoice,
+                                  reversed_=reversed_) for invoice, part in notes]
         except ObolError as error:
             outcome[account.pk] = error
             continue
-        made += drafts
-        outcome[account.pk] = drafts[0].invoice if drafts else None
+        made += documents_
+        outcome[account.pk] = documents_[0].invoice if documents_ else None  # the invoice, else its credit note
     _write(made)
     audit.record_many(actor, "invoice.generated", [
         (d.invoice, {"lines": len(d.lines), "gross": d.invoice.gross, "invoice_date": target,
