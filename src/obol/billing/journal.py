@@ -18,7 +18,8 @@ from decimal import Decimal
 
 from obol.billing import tax
 from obol.billing.models import Invoice, InvoiceLine, InvoiceTax, JournalEntry, JournalLine
-from obol.core.bulk import filter_in, insert_models, insert_values
+from obol.core import clock
+from obol.core.bulk import filter_in, insert_returning, insert_values
 from obol.core.money import digits
 from obol.core.tenancy import current_tenant
 
@@ -47,9 +48,10 @@ def _postings(invoice: Invoice, lines: list[tuple], taxes: list[tuple], settings
     return [(account, amount) for account, amount in amounts if amount != 0]
 
 
-def post_many(invoices: list[Invoice], settings) -> list[JournalEntry]:
+def post_many(invoices: list[Invoice], settings) -> int:
     """The entries of invoices and credit notes being issued (inside the issuing transaction): one
-    bulk insert of entries, one of lines. An entry that would not balance stops the issue."""
+    bulk insert of entries, one of lines; how many entries. An entry that would not balance stops
+    the issue."""
     ids = [invoice.pk for invoice in invoices]
     lines: dict[int, list[tuple]] = defaultdict(list)
     for invoice_id, *row in filter_in(InvoiceLine.objects.order_by("position").values_list(
@@ -59,23 +61,22 @@ def post_many(invoices: list[Invoice], settings) -> list[JournalEntry]:
     for invoice_id, *row in filter_in(InvoiceTax.objects.order_by("-rate").values_list(
             "invoice_id", "code", "rate", "taxable", "tax"), "invoice_id", ids):
         taxes[invoice_id].append(tuple(row))
-    entries, rows = [], []
+    entries, rows, now = [], [], clock.now()
     for invoice in invoices:
         kind = "Credit note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "Invoice"
-        entry = JournalEntry(tenant_id=invoice.tenant_id, day=invoice.issue_date, invoice_id=invoice.pk,
-                             description=f"{kind} {invoice.number} to {invoice.account.number}")
+        description = f"{kind} {invoice.number} to {invoice.account.number}"
         posted = [(account, -amount if amount < 0 else ZERO, amount if amount > 0 else ZERO)
                   for account, amount in _postings(invoice, lines[invoice.pk], taxes[invoice.pk], settings)]
         debits, credits = sum((d for _, d, _ in posted), ZERO), sum((c for _, _, c in posted), ZERO)
         if debits != credits:  # a bug, never bad input: stop the issue rather than post it
-            raise AssertionError(f"{entry.description}: debits {debits} != credits {credits}")
-        entries.append(entry)
-        rows.append((entry, invoice, posted))
-    insert_models(entries)
+            raise AssertionError(f"{description}: debits {debits} != credits {credits}")
+        entries.append((invoice.tenant_id, invoice.issue_date, invoice.pk, description, now))
+        rows.append((invoice, posted))
+    keys = insert_returning(JournalEntry, ["tenant_id", "day", "invoice_id", "description", "created_at"], entries)
     insert_values(JournalLine, ["tenant_id", "entry_id", "account", "debit", "credit", "currency"],
-                  [(invoice.tenant_id, entry.pk, account, debit, credit, invoice.currency)
-                   for entry, invoice, posted in rows for account, debit, credit in posted])
-    return entries
+                  [(invoice.tenant_id, key, account, debit, credit, invoice.currency)
+                   for key, (invoice, posted) in zip(keys, rows, strict=True) for account, debit, credit in posted])
+    return len(keys)
 
 
 def unbalanced() -> list[str]:
