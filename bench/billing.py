@@ -121,11 +121,12 @@ def usage_and_discounts(subscriptions) -> None:
             service, group, quantity, micros = kinds[n % 3]
             rows.append((tenant.pk, f"{sub.number}-{n}", sub.account_id, sub.pk, service, date(2026, 11, 1),
                          datetime(2026, 11, 1 + n * 2, 9, n, tzinfo=UTC), quantity, group, 0 if n % 4 else quantity,
-                         quantity, quantity, micros + n * 1_001, "EUR", False, "", "", "", "", rated))
+                         quantity, quantity, micros + n * 1_001, "EUR", False, "", "", "", "", rated,
+                         micros + n * 1_001))
     insert_values(RatedRecord, ["tenant_id", "record_key", "account_id", "subscription_id", "service", "cycle_start",
                                 "start", "quantity", "destination_group", "included", "charged", "billed",
                                 "price_micros", "currency", "uncovered", "takes", "rate_table", "destination",
-                                "time_band", "rated_at"], rows)
+                                "time_band", "rated_at", "accrued_micros"], rows)
     promotion = Promotion.objects.create(tenant=tenant, code="SAVE20", name="Bench offer", kind="discount",
                                          trigger="code", discount_type="percent", discount_percent=Decimal(20),
                                          discount_periods=6, charge_kinds=["recurring"])

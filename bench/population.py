@@ -204,7 +204,7 @@ def create_population(actor, subscribers: int = generate.SUBSCRIBERS, *, created
         id=pl.col("s") + base[BillingAccount], **common, number=pl.format("B-{}", "s"),
         customer_id=pl.col("s") + base[Customer], name=pl.lit(""), currency=pl.lit("EUR"),
         bill_cycle_day=pl.lit(1), bill_period=pl.lit("month"), bill_cycle_month=pl.lit(1), bill_weekday=pl.lit(0),
-        segment=pl.lit(""), usage_billed_from=pl.lit(None, pl.Date), itemised_usage=pl.lit(False), payment_terms_days=pl.lit(14),
+        segment=pl.lit(""), itemised_usage=pl.lit(False), payment_terms_days=pl.lit(14),
         mode=pl.lit("postpaid"),
         credit_limit=pl.lit(None, pl.String), language=pl.lit(""), reseller_id=pl.lit(None, pl.Int64),
         omit_from_dunning=pl.lit(False), parent_id=pl.lit(None, pl.Int64),

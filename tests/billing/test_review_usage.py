@@ -27,7 +27,8 @@ def record(subscription, key, day, *, seconds, micros, cycle_start=None):
         tenant=current_tenant(), record_key=key, account=subscription.account, subscription=subscription,
         service="voice", cycle_start=cycle_start or date(day.year, day.month, 1),
         start=datetime(day.year, day.month, day.day, 10, tzinfo=UTC), quantity=seconds, destination_group="",
-        included=0, charged=seconds, billed=seconds, price_micros=micros, currency="EUR")
+        included=0, charged=seconds, billed=seconds, price_micros=micros, currency="EUR",
+        accrued_micros=0 if subscription.account.mode == "prepaid" else micros)  # as rating decides
 
 
 @pytest.fixture
@@ -87,9 +88,9 @@ def test_a_rerate_lower_never_credits_a_line_beyond_its_amount(system, november_
     january = issued(system, billing.generate(system, account, date(2027, 1, 1)), date(2027, 1, 1))
     assert usage(january) == [("2026-11-01", "300 second", D("5.00"))]  # November: 8.00, of which 3.00 invoiced
     # re-rating: the late records were duplicates (0.00) and the others cost 0.50 in all, not 3.00
-    RatedRecord.objects.filter(pk=late.pk).update(price_micros=0)
-    RatedRecord.objects.filter(record_key="r1").update(price_micros=200_000)
-    RatedRecord.objects.filter(record_key="r2").update(price_micros=300_000)
+    RatedRecord.objects.filter(pk=late.pk).update(price_micros=0, accrued_micros=0)
+    RatedRecord.objects.filter(record_key="r1").update(price_micros=200_000, accrued_micros=200_000)
+    RatedRecord.objects.filter(record_key="r2").update(price_micros=300_000, accrued_micros=300_000)
     BillingSettings.objects.create(tenant=in_tenant, repairs="credit_note")
     made = billing.generate(system, account, date(2027, 2, 1))
     # November is now 0.50: 7.50 to take back, 5.00 from January's line and 2.50 from December's (3.00).

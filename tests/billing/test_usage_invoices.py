@@ -17,13 +17,16 @@ pytestmark = pytest.mark.django_db
 
 
 def record(subscription, key, day, *, seconds, micros, included=0, group="national", service="voice",
-           destination=""):
+           destination="", accrued=None):
+    """A rated record; its price accrued (is owed on an invoice) unless the account is prepaid, as
+    rating decides (a hybrid account's record accrues when its money pockets did not cover it)."""
+    accrued = subscription.account.mode != "prepaid" if accrued is None else accrued
     RatedRecord.objects.create(destination=destination, 
         tenant=current_tenant(), record_key=key, account=subscription.account, subscription=subscription,
         service=service, cycle_start=date(day.year, day.month, 1), start=datetime(day.year, day.month, day.day, 10,
                                                                                    tzinfo=UTC),
         quantity=seconds + included, destination_group=group, included=included, charged=seconds, billed=seconds,
-        price_micros=micros, currency="EUR")
+        price_micros=micros, currency="EUR", accrued_micros=micros if accrued else 0)
 
 
 @pytest.fixture
@@ -98,3 +101,11 @@ def test_an_account_that_asks_for_it_gets_its_calls_listed_on_the_invoice(vat, s
     assert "4940999999" not in listed  # December's call is not on this invoice
     unlisted = pdf_text(plain)
     assert "Calls – national" in unlisted and "Itemised usage" not in unlisted and "4930123456" not in unlisted
+
+
+def test_a_hybrid_account_is_invoiced_the_usage_its_money_pockets_did_not_cover(vat, system, plan):
+    hybrid = subscriptions.subscribe(system, make_account("A-1", mode="hybrid"), plan, start_date=date(2026, 11, 1))
+    record(hybrid, "h1", date(2026, 11, 3), seconds=600, micros=2_000_000, accrued=False)  # paid from its balance
+    record(hybrid, "h2", date(2026, 11, 20), seconds=120, micros=750_000, accrued=True)  # beyond it: accrued
+    invoice = billing.generate(system, hybrid.account, date(2026, 12, 1))
+    assert usage_lines(invoice) == [("Calls – national", "120 second", "2026-11-01", D("0.75"))]

@@ -185,6 +185,7 @@ def test_allowance_minutes_come_first_and_the_rest_accrues_for_postpaid(setup, s
     assert done.charged == record.price_micros / Decimal(1_000_000) > 0
     accrual = Pocket.objects.get(account__number="A-1", source="postpaid")
     assert accrual.balance == -done.charged
+    assert record.accrued_micros == record.price_micros  # all of it is owed on the invoice
     assert balances.verify() == []
 
 

@@ -87,6 +87,19 @@ def test_a_file_is_rated_once_and_a_rerun_changes_nothing(setup, tmp_path):
     assert forced.rated == 0 and forced.suspended == {"duplicate": 29} and totals()[:4] == after_first[:4]
 
 
+def test_what_accrued_is_kept_per_record_for_the_invoice(setup, tmp_path):
+    calls = CALLS[:5] + [call(40 + i, "491522222222", f"2026-03-1{i}T11:00:00Z", 60) for i in range(3)] + [
+        call(50, "491511111111", "2026-03-20T12:00:00Z", 18_600)]  # 310 minutes: beyond the 300 included
+    pipeline.import_file(ACTOR, write_jsonl(tmp_path / "calls.jsonl", calls), fmt="jsonl")
+    postpaid = RatedRecord.objects.filter(account__number="A-1")
+    prepaid = RatedRecord.objects.filter(account__number="A-2")
+    assert postpaid.count() == 6 and prepaid.count() == 3
+    assert sum(r.price_micros for r in postpaid) > 0
+    assert all(r.accrued_micros == r.price_micros for r in postpaid)  # postpaid: every price is owed
+    assert all(r.accrued_micros == 0 for r in prepaid)  # prepaid: paid from the pocket, or uncovered
+    assert sum(r.price_micros for r in prepaid) > 0  # (they did cost something)
+
+
 def test_bad_lines_and_unknown_subscribers_are_suspended_with_their_line(setup, tmp_path):
     rows = [CALLS[0], call(99, "491599999999", "2026-03-10T10:00:00Z", 30), CALLS[1]]
     path = write_jsonl(tmp_path / "mixed.jsonl", rows, bad_lines=('{"id": "x", "service": "voice"', ))

@@ -350,7 +350,6 @@ class Events:
     usage: tuple[UsageAggregate, ...] | None = ()  # None: the account's usage is not invoiced
     discounts: tuple[Discount, ...] = ()
     settled_before: date | None = None  # usage periods starting and discounts ending before it are settled
-    usage_billed_from: date | None = None  # the account's usage is invoiced from this day (it turned postpaid)
 
 
 def calculate(events: Events, target: date, currency: str, rule: str = RoundingRule.HALF_UP,
@@ -365,8 +364,7 @@ def calculate(events: Events, target: date, currency: str, rule: str = RoundingR
     for charge in events.recurring:
         lines += recurring_lines(charge, events.invoiced, target, rounder, until)
     lines += one_time_lines(events.one_time, events.invoiced, target, rounder)
-    lines += usage_lines(events.usage, events.invoiced, target, rounder, events.settled_before,
-                         events.usage_billed_from)
+    lines += usage_lines(events.usage, events.invoiced, target, rounder, events.settled_before)
     lines += discount_lines(events.discounts, events.invoiced, lines, until, rounder, events.settled_before)
     return sorted(lines, key=lambda line: (line.kind == DISCOUNT, line.subscription, line.code, line.start,
                                            line.amount >= 0, line.amount))  # discounts after what they discount

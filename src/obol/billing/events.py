@@ -8,8 +8,8 @@ the lines its invoices already hold.
   or quantity charge of the version in force gives a span: a recurring charge costs price x
   quantity a period, a quantity charge what its model makes of the quantity.
 - One-time charges fall on the activation or the termination day, at the version then in force.
-- Usage is billed from the rated records of postpaid accounts, summed per subscription, service,
-  destination group and usage period (`usage_of`, `billing.usage_charges`).
+- Usage is billed from what rated records accrued (postpaid and hybrid accounts), summed per
+  subscription, service, destination group and usage period (`usage_of`, `billing.usage_charges`).
 - Discounts are the promotions applied to the account's subscriptions (`discounts_of`,
   `billing.discounts`).
 - Invoiced lines are those of every invoice and credit note of the account that is not cancelled.
@@ -22,10 +22,8 @@ price's span. The service periods follow the cycle of the charge's first version
 """
 from __future__ import annotations
 
-import operator
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import reduce
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -158,28 +156,27 @@ def _usage_charge(steps: list[timeline.Step], versions: dict[int, list[PricePlan
 
 def usage_of(accounts: list[BillingAccount], target: date, steps: dict[int, list[timeline.Step]],
              versions: dict[int, list[PricePlanVersion]]) -> dict[int, list[UsageAggregate] | None]:
-    """The rated usage of the postpaid accounts before `target`, summed in the database per
-    subscription, service, destination group and usage period (the monthly cycle the records were
-    rated in), from records of the last USAGE_LOOKBACK_DAYS. Prepaid and hybrid accounts paid their
-    usage from their pockets: it is not invoiced."""
-    postpaid = {a.pk: a for a in accounts if a.mode == BillingAccount.Mode.POSTPAID}
+    """The usage of the postpaid and hybrid accounts before `target` that accrued to their
+    unbilled-usage pocket (`RatedRecord.accrued_micros`: a postpaid record's whole price, a hybrid
+    one's beyond its money pockets), summed in the database per subscription, service, destination
+    group and usage period (the monthly cycle the records were rated in), from records of the last
+    USAGE_LOOKBACK_DAYS. Records that allowances paid whole count for their units. Prepaid accounts
+    paid their usage from their pockets: None, their usage is not invoiced. A record rated while
+    the account was prepaid accrued nothing, so turning postpaid does not invoice it again."""
+    billed = {a.pk: a for a in accounts if a.mode != BillingAccount.Mode.PREPAID}
     settled = settled_before(target)
     since = datetime.combine(settled, time(0), tzinfo=UTC)
-    records = RatedRecord.objects.filter(start__gte=since, cycle_start__gte=settled, cycle_start__lt=target,
-                                         uncovered=False)
-    paid = [Q(account_id=a.pk, start__lt=datetime.combine(a.usage_billed_from, time(0), tzinfo=UTC))
-            for a in postpaid.values() if a.usage_billed_from]
-    if paid:  # rated before the account turned postpaid: paid from its pockets
-        records = records.exclude(reduce(operator.or_, paid))
+    records = RatedRecord.objects.filter(start__gte=since, cycle_start__gte=settled, cycle_start__lt=target).filter(
+        Q(accrued_micros__gt=0) | Q(price_micros=0))
     rows = filter_in(records
                      .values("account_id", "subscription_id", "service", "destination_group", "cycle_start")
-                     .annotate(micros=Sum("price_micros"), billed=Sum("billed"), included=Sum("included"),
-                               records=Count("id")).order_by(), "account_id", list(postpaid))
+                     .annotate(micros=Sum("accrued_micros"), billed=Sum("billed"), included=Sum("included"),
+                               records=Count("id")).order_by(), "account_id", list(billed))
     rows = list(rows)
     services = {s.code: s for s in Service.objects.filter(code__in={r["service"] for r in rows})}
-    found: dict[int, list[UsageAggregate] | None] = {a.pk: [] if a.pk in postpaid else None for a in accounts}
+    found: dict[int, list[UsageAggregate] | None] = {a.pk: [] if a.pk in billed else None for a in accounts}
     for r in rows:
-        account, start = postpaid[r["account_id"]], r["cycle_start"]
+        account, start = billed[r["account_id"]], r["cycle_start"]
         end = Cycle("month", day=account.bill_cycle_day).period_containing(start).end
         charge = _usage_charge(steps.get(r["subscription_id"], []), versions, r["service"], start)
         service = services.get(r["service"])
@@ -269,8 +266,8 @@ def events_of(accounts: list[BillingAccount], target: date,
     offs = discounts_of(accounts, target)
     settled = settled_before(target)
     return {a.pk: charges.Events(tuple(recurring[a.pk]), tuple(one_time[a.pk]), tuple(invoiced[a.pk]),
-                                 None if usage[a.pk] is None else tuple(usage[a.pk]), tuple(offs[a.pk]), settled,
-                                 a.usage_billed_from) for a in accounts}
+                                 None if usage[a.pk] is None else tuple(usage[a.pk]), tuple(offs[a.pk]), settled)
+            for a in accounts}
 
 
 def account_events(account: BillingAccount, target: date) -> charges.Events:

@@ -60,17 +60,15 @@ def label_of(quantity: Decimal, included: Decimal, unit: str) -> str:
 
 
 def usage_lines(aggregates: Sequence[UsageAggregate] | None, invoiced: Sequence[Line], target: date,
-                rounder: Rounder, settled_before: date | None = None, billed_from: date | None = None) -> list[Line]:
+                rounder: Rounder, settled_before: date | None = None) -> list[Line]:
     """The lines that make the invoices hold each ended usage period's rated amount. `aggregates`
-    None: the account's usage is not invoiced (prepaid, hybrid): nothing is billed or credited.
-    Periods starting before `settled_before` (records no longer read) and ending by `billed_from`
-    (before the account's usage was invoiced) are settled: left as they are."""
+    None: the account's usage is not invoiced (prepaid): nothing is billed or credited. Periods
+    starting before `settled_before` (records no longer read) are settled: left as they are."""
     if aggregates is None:
         return []
 
     def open_(start: date, end: date) -> bool:
-        return end <= target and (settled_before is None or start >= settled_before) and (
-            billed_from is None or end > billed_from)
+        return end <= target and (settled_before is None or start >= settled_before)
 
     held: dict[tuple[str, str, date], list[Line]] = defaultdict(list)
     for line in invoiced:

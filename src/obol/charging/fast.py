@@ -481,7 +481,7 @@ _REGRANT = _Sql(f"WITH s AS (UPDATE {T_SESSION} SET used = %(used)s, granted = %
             f"expires_at = %(until)s WHERE id = %(session)s RETURNING id) {_REQUEST_OF_SESSION}")
 _RATED_COLUMNS = ("record_key", "account_id", "subscription_id", "service", "rate_table", "cycle_start", "start",
                   "quantity", "destination", "destination_group", "time_band", "included", "charged", "billed",
-                  "price_micros", "currency", "uncovered", "takes")
+                  "price_micros", "currency", "uncovered", "takes", "accrued_micros")
 # the commit of usage: balances, ledger debits, the rated record (and the session's end, the answer)
 _BOOK = (
     f"WITH p AS (UPDATE {T_POCKET} SET balance = v.balance FROM unnest(%(pockets)s::bigint[], "

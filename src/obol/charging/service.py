@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from obol.balances.models import Pocket, Source
 from obol.balances.services import account_state, book_takes, lock_account
@@ -634,10 +634,12 @@ def _commit_late(actor: Actor, session: ChargingSession, account: BillingAccount
                               subscription_id=session.subscription_id, service=session.service, terms=found,
                               start=session.started_at, destination=session.destination,
                               tz=current_tenant().timezone)
+        late = accrued_micros(priced)  # what the late units accrued, on top of what the sweep kept
         updated = RatedRecord.objects.filter(record_key=session.record_key).update(
-            **{k: v for k, v in fields.items() if k in ("quantity", "charged", "billed", "price_micros", "uncovered")})
+            **{k: v for k, v in fields.items() if k in ("quantity", "charged", "billed", "price_micros", "uncovered")},
+            accrued_micros=F("accrued_micros") + late)
         if not updated:  # swept with nothing reported: no record yet
-            RatedRecord.objects.create(tenant=current_tenant(), **fields)
+            RatedRecord.objects.create(tenant=current_tenant(), **{**fields, "accrued_micros": late})
     session.used, session.state, session.ended_at = total, ChargingSession.State.TERMINATED, clock.now()
     session.save(update_fields=["used", "state", "charged", "shortfall", "ended_at"])
 
@@ -679,5 +681,10 @@ def rated_record(account_id: int, bill_cycle_day: int, priced: grants.Cost, pock
         rate_table=terms.rate_table, cycle_start=cycle.start, start=start, quantity=priced.quantity,
         destination=destination or "", destination_group=terms.destination_group, time_band=terms.time_band,
         included=priced.included, charged=priced.charged, billed=priced.billed, price_micros=priced.price_micros,
-        currency=terms.currency, uncovered=priced.shortfall > 0,
+        currency=terms.currency, uncovered=priced.shortfall > 0, accrued_micros=accrued_micros(priced),
         takes=";".join(f"{t.pocket_id}:{int(t.amount)}" for t in priced.takes if t.pocket_id in units))
+
+
+def accrued_micros(priced: grants.Cost) -> int:
+    """The money of a cost that went to the unbilled-usage pocket, in millionths (what invoices bill)."""
+    return _micros(sum((t.amount for t in priced.takes if t.pocket_id == grants.ACCRUAL), Decimal(0)))

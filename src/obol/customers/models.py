@@ -146,10 +146,6 @@ class BillingAccount(TenantOwned):
         default=0, validators=[MaxValueValidator(6)],
         help_text="Weekly: the day the week starts, 0 (Monday) to 6 (Sunday)",
     )
-    usage_billed_from = models.DateField(
-        null=True, blank=True, editable=False,
-        help_text="The day the account last turned postpaid: its usage is invoiced from then (it paid earlier usage "
-                  "from its pockets); empty: since it was opened")
     itemised_usage = models.BooleanField(default=False,
                                          help_text="Invoices list every rated call and session of their usage lines")
     segment = models.CharField(max_length=40, blank=True, db_index=True,
@@ -185,16 +181,6 @@ class BillingAccount(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}".strip()
-
-    def save(self, *args, **kwargs):
-        """An account that turns postpaid has its usage invoiced from that day on (`usage_billed_from`)."""
-        if self.pk is not None and self.mode == self.Mode.POSTPAID:
-            stored = BillingAccount._base_manager.filter(pk=self.pk).values_list("mode", flat=True).first()
-            if stored is not None and stored != self.Mode.POSTPAID:
-                self.usage_billed_from = clock.today()
-                if kwargs.get("update_fields") is not None:
-                    kwargs["update_fields"] = {*kwargs["update_fields"], "usage_billed_from"}
-        super().save(*args, **kwargs)
 
     @property
     def cycle(self) -> Cycle:

@@ -71,6 +71,9 @@ class RatedRecord(TenantOwned):
     charged = models.BigIntegerField(default=0)
     billed = models.BigIntegerField(default=0, help_text="Charged quantity after increments / rounding")
     price_micros = models.BigIntegerField(default=0, help_text="Price in millionths of the currency")
+    accrued_micros = models.BigIntegerField(default=0, help_text=(
+        "The part of the price that accrued to the unbilled-usage pocket (postpaid; hybrid beyond its money "
+        "pockets; prepaid overdraft), in millionths: what postpaid and hybrid invoices bill"))
     currency = UnitField(money_only=True)
     uncovered = models.BooleanField(default=False, help_text="Prepaid: the money pockets did not cover it")
     takes = models.TextField(blank=True, help_text=(

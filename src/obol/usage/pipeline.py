@@ -425,12 +425,19 @@ RATED_COLUMNS = ["record_key", "file_id", "line", "account_id", "subscription_id
                  "charged", "billed", "price_micros", "currency", "uncovered", "takes"]
 
 
+def _to_accrual() -> pl.Expr:
+    """Whether a record's money accrues: postpaid always, hybrid beyond its money pockets (uncovered)."""
+    return (pl.col("mode") == "postpaid") | ((pl.col("mode") == "hybrid") & pl.col("uncovered").fill_null(False))
+
+
 def insert_rated(tenant_id: int, part: pl.DataFrame) -> None:
-    """Store rated records in bulk, without a Python object per record (`core.bulk.insert_frame`)."""
+    """Store rated records in bulk, without a Python object per record (`core.bulk.insert_frame`),
+    with the part of each price that accrued (`accrued_micros`: what invoices bill)."""
     insert_frame(RatedRecord, part.select(
         pl.lit(tenant_id, pl.Int64).alias("tenant_id"),
         *[pl.col(c) for c in RATED_COLUMNS if c not in ("destination", "destination_group", "time_band")],
         *[pl.col(c).fill_null("") for c in ("destination", "destination_group", "time_band")],
+        pl.when(_to_accrual()).then(pl.col("price_micros")).otherwise(0).cast(pl.Int64).alias("accrued_micros"),
         pl.lit(clock.now()).dt.convert_time_zone("UTC").alias("rated_at"),
     ).with_columns(pl.col("uncovered").fill_null(False)))
 
@@ -446,9 +453,8 @@ def _book(actor, part: pl.DataFrame, uses: pl.DataFrame, reference: str) -> None
                    for pocket_id, service, quantity, at in uses.select("pocket_id", "service", "quantity", "start").rows()]
     # Prepaid: what money pockets cover is debited, the rest stays flagged (uncovered) and unbooked.
     # Hybrid: covered from money pockets, the rest accrues. Postpaid: everything accrues.
-    to_accrual = (pl.col("mode") == "postpaid") | ((pl.col("mode") == "hybrid") & pl.col("uncovered"))
     money = (part.filter((pl.col("mode") != "prepaid") | ~pl.col("uncovered"))
-             .with_columns(to_accrual.alias("to_accrual"))
+             .with_columns(_to_accrual().alias("to_accrual"))
              .group_by("account_id", "currency", "to_accrual").agg(pl.col("price_micros").sum())
              .filter(pl.col("price_micros") != 0).sort("account_id", "to_accrual"))
     money_uses = [batch_booking.MoneyUse(account_id, Amount(from_micros(micros), currency), accrual)
