@@ -366,7 +366,7 @@ async def _db5_op(kind: str, session: str | None, body: dict) -> tuple[int, dict
                 "subscription_id": subscription, "rate_table": "floor", "cycle_start": now.date(), "start": now,
                 "quantity": total, "destination": "", "destination_group": "national-mobile", "time_band": "peak",
                 "charged": int(cost * 1_000_000), "billed": total, "price_micros": 100_000, "currency": "EUR",
-                "uncovered": False, "takes": "", "record_key_": None})
+                "uncovered": False, "takes": "", "accrued_micros": 0, "record_key_": None})
             return 200, answer
         finally:
             if raw.is_in_transaction():
