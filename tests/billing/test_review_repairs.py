@@ -3,9 +3,9 @@ BillingSettings.repairs) next to services.credit_note: a VAT rate that changed s
 invoice, a line already partly credited, a repair credit note draft cancelled after a clerk's whole
 credit note. Amounts worked out by hand.
 
-Every test marked xfail(strict=True) fails because of a defect named in its reason; the suite stays
-green until the defect is fixed, then the marker must go. Tests without the marker pass and guard a
-case that was checked and found right.
+Each test was written failing against a defect a second read found (its comments say what happened
+before the fix); all are fixed now, and the tests keep them fixed. The tests whose docstring says "Guard" were right
+from the start and guard a case that was checked.
 """
 from datetime import date
 from decimal import Decimal as D
@@ -25,7 +25,8 @@ def issued(system, invoice, on):
 
 
 def lines(invoice):
-    return [(str(line.service_start), str(line.service_end), line.amount) for line in invoice.lines.order_by("position")]
+    return [(str(line.service_start), str(line.service_end), line.amount)
+            for line in invoice.lines.order_by("position")]
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_a_repairs_credit_note_takes_back_vat_at_the_rate_the_invoice_charged(sy
     note = billing.generate(system, subscription.account, date(2027, 1, 1))
     assert (note.kind, note.credited) == ("credit_note", december)
     # 21 of December's 31 days at 1.00 were charged 19% VAT: the note takes back 19% of 21.00 = 3.99,
-    # as services.credit_note would. Today: 16% of 21.00 = 3.36, and its line says 16%.
+    # as services.credit_note would. Before the fix: 16% of 21.00 = 3.36, and its line says 16%.
     assert [(t.rate, t.taxable, t.tax) for t in note.taxes.all()] == [(D("19"), D("-21.00"), D("-3.99"))]
     assert (note.net, note.tax, note.gross) == (D("-21.00"), D("-3.99"), D("-24.99"))
 
@@ -74,7 +75,7 @@ def test_a_repair_of_a_partly_credited_line_never_credits_more_than_the_invoice(
     note = billing.generate(system, account, date(2027, 1, 1))
     assert note.kind == "credit_note"
     # December charged 31.00 and 5.89 of VAT; 20.00 and 3.80 are already credited: at most 11.00 and 2.09
-    # are left to credit. Today the repair credits 21.00 (21 of 31 days) with 3.99 of VAT (19% of 41.00 less
+    # are left to credit. Before the fix the repair credits 21.00 (21 of 31 days) with 3.99 of VAT (19% of 41.00 less
     # 3.80): 41.00 and 7.79 credited on an invoice of 31.00 and 5.89.
     notes = Invoice.objects.filter(credited=december).exclude(state=Invoice.State.CANCELLED)
     assert -sum((n.net for n in notes), D(0)) <= december.net
@@ -92,7 +93,7 @@ def test_cancelling_a_repairs_credit_note_after_a_whole_credit_note_bills_only_t
     billing.cancel(system, repair, reason="run redone")
     billing.generate(system, account, date(2027, 2, 1))
     # 1-10 December were used: 10.00 in all is owed (31.00 - 10.00 - 21.00 + 10.00 again, or 31.00 - 21.00).
-    # Today the cancelled draft's 21 days stay credited by the whole note's dates: 31.00 - 10.00 + 10.00
+    # Before the fix the cancelled draft's 21 days stay credited by the whole note's dates: 31.00 - 10.00 + 10.00
     # (1-10 December billed again) = 31.00 for ten days.
     assert recurring_total(account) == D("10.00")
 
@@ -142,5 +143,5 @@ def test_a_bill_run_with_a_repairs_credit_note_counts_accounts_and_money_right(s
     run = billrun.start(system, date(2027, 1, 1))
     summary = billrun.generate(system, run)
     run.refresh_from_db()
-    assert (run.accounts, run.nothing_due) == (2, 1)  # today: nothing_due 0 (2 accounts - 2 documents)
-    assert summary.gross == {"EUR": "-13.09"}  # 11.90 invoiced, -24.99 credited; today "11.90"
+    assert (run.accounts, run.nothing_due) == (2, 1)  # before the fix: nothing_due 0 (2 accounts - 2 documents)
+    assert summary.gross == {"EUR": "-13.09"}  # 11.90 invoiced, -24.99 credited; before the fix "11.90"

@@ -2,42 +2,29 @@
 database: what happens to usage already invoiced when the records are no longer read, when usage is
 re-rated lower across two invoices, and when a whole credit note is re-billed. Amounts by hand.
 
-Every test marked xfail(strict=True) fails because of a defect named in its reason; the suite stays
-green until the defect is fixed, then the marker must go.
+Each test was written failing against a defect a second read found (its comments say what happened
+before the fix); all are fixed now, and the tests keep them fixed.
 """
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal as D
 
 import pytest
 
 from obol.billing import services as billing
 from obol.billing.models import BillingSettings, InvoiceLine
-from obol.catalog.models import Charge, PricePlanVersion, Service
-from obol.core.tenancy import current_tenant
 from obol.customers import services as customers
 from obol.subscriptions import services as subscriptions
 from obol.usage.models import RatedRecord
-from tests.factories import make_account, make_plan
+from tests.billing.test_usage_invoices import plan  # noqa: F401 - the fixture
+from tests.billing.test_usage_invoices import record as usage_record
+from tests.factories import make_account
 
 pytestmark = pytest.mark.django_db
 
 
-def record(subscription, key, day, *, seconds, micros, cycle_start=None):
-    return RatedRecord.objects.create(
-        tenant=current_tenant(), record_key=key, account=subscription.account, subscription=subscription,
-        service="voice", cycle_start=cycle_start or date(day.year, day.month, 1),
-        start=datetime(day.year, day.month, day.day, 10, tzinfo=UTC), quantity=seconds, destination_group="",
-        included=0, charged=seconds, billed=seconds, price_micros=micros, currency="EUR",
-        accrued_micros=0 if subscription.account.mode == "prepaid" else micros)  # as rating decides
-
-
-@pytest.fixture
-def plan(in_tenant):
-    plan = make_plan("talk", price="10.00")
-    voice = Service.objects.create(tenant=in_tenant, code="voice", name="Calls", kind="voice", unit="second")
-    Charge.objects.create(tenant=in_tenant, version=PricePlanVersion.objects.get(plan=plan), code="calls",
-                          name="Calls", kind=Charge.Kind.USAGE, service=voice, rate_table="voice", position=1)
-    return plan
+def record(subscription, key, day, **fields):
+    """A rated call without destination group (tests/billing/test_usage_invoices.py's helper)."""
+    return usage_record(subscription, key, day, group="", **fields)
 
 
 def issued(system, invoice, on):
@@ -67,7 +54,7 @@ def test_usage_invoiced_long_ago_is_not_credited_once_its_records_are_past_the_l
     account = november_usage_invoiced.account
     # 1 January 2028 less 400 days is 27 November 2026: the record of 3 November (1.00) is no longer read,
     # the one of 28 November (2.00) still is. November 2026 was invoiced once (3.00) and nothing changed.
-    # Today: a usage line of -1.00 for November 2026 (and -2.00 more on 1 February 2028).
+    # Before the fix: a usage line of -1.00 for November 2026 (and -2.00 more on 1 February 2028).
     invoice = billing.generate(system, account, date(2028, 1, 1))
     assert [line for line in usage(invoice) if line[0] == "2026-11-01"] == []
 
@@ -76,7 +63,7 @@ def test_usage_invoiced_while_postpaid_is_not_credited_when_the_account_turns_pr
                                                                                        november_usage_invoiced):
     account = november_usage_invoiced.account
     customers.update_account(system, account, reason="customer asked for prepaid", mode="prepaid")
-    # November's usage (3.00) was postpaid usage, invoiced and owed. Today: -3.00 on the January invoice.
+    # November's usage (3.00) was postpaid usage, invoiced and owed. Before the fix: -3.00 on the January invoice.
     january = billing.generate(system, account, date(2027, 1, 1))
     assert usage(january) == []
 
@@ -94,7 +81,7 @@ def test_a_rerate_lower_never_credits_a_line_beyond_its_amount(system, november_
     BillingSettings.objects.create(tenant=in_tenant, repairs="credit_note")
     made = billing.generate(system, account, date(2027, 2, 1))
     # November is now 0.50: 7.50 to take back, 5.00 from January's line and 2.50 from December's (3.00).
-    # Today one credit of -7.50 reverses January's 5.00 line, on one credit note of January's invoice
+    # Before the fix one credit of -7.50 reverses January's 5.00 line, on one credit note of January's invoice
     # (net -7.50, VAT -1.43, where January's usage line charged 5.00 and 0.95 of VAT); December's invoice,
     # which billed 3.00 of it, is not corrected at all.
     credits = InvoiceLine.objects.filter(kind="usage", amount__lt=0).exclude(invoice__state="cancelled")
@@ -109,7 +96,7 @@ def test_usage_rebilled_after_a_whole_credit_note_says_its_units(system, novembe
     december = account.invoices.get(invoice_date=date(2026, 12, 1))
     issued(system, billing.credit_note(system, december), date(2026, 12, 2))
     again = billing.generate(system, account, date(2026, 12, 2))  # cancel and re-bill: 10.00 and 3.00 again
-    assert usage(again) == [("2026-11-01", "180 second", D("3.00"))]  # today: "0 second"
+    assert usage(again) == [("2026-11-01", "180 second", D("3.00"))]  # before the fix: "0 second"
 
 
 def test_usage_paid_from_pockets_while_prepaid_is_not_invoiced_after_turning_postpaid(vat, system, plan):
@@ -120,6 +107,6 @@ def test_usage_paid_from_pockets_while_prepaid_is_not_invoiced_after_turning_pos
     customers.update_account(system, account, reason="moved to a contract", mode="postpaid")
     record(subscription, "c1", date(2026, 12, 3), seconds=60, micros=1_000_000)  # postpaid from here on
     january = billing.generate(system, account, date(2027, 1, 1))
-    # Only December's call (1.00) is owed on an invoice. Today October's 4.00 and November's 2.00, which the
+    # Only December's call (1.00) is owed on an invoice. Before the fix October's 4.00 and November's 2.00, which the
     # customer already paid from the prepaid pocket, are invoiced as well.
     assert usage(january) == [("2026-12-01", "60 second", D("1.00"))]

@@ -17,14 +17,14 @@ pytestmark = pytest.mark.django_db
 
 
 def record(subscription, key, day, *, seconds, micros, included=0, group="national", service="voice",
-           destination="", accrued=None):
+           destination="", accrued=None, cycle_start=None):
     """A rated record; its price accrued (is owed on an invoice) unless the account is prepaid, as
     rating decides (a hybrid account's record accrues when its money pockets did not cover it)."""
     accrued = subscription.account.mode != "prepaid" if accrued is None else accrued
-    RatedRecord.objects.create(destination=destination, 
+    return RatedRecord.objects.create(
         tenant=current_tenant(), record_key=key, account=subscription.account, subscription=subscription,
-        service=service, cycle_start=date(day.year, day.month, 1), start=datetime(day.year, day.month, day.day, 10,
-                                                                                   tzinfo=UTC),
+        service=service, cycle_start=cycle_start or date(day.year, day.month, 1), destination=destination,
+        start=datetime(day.year, day.month, day.day, 10, tzinfo=UTC),
         quantity=seconds + included, destination_group=group, included=included, charged=seconds, billed=seconds,
         price_micros=micros, currency="EUR", accrued_micros=micros if accrued else 0)
 

@@ -66,7 +66,8 @@ class Discount:
         if self.kind != AMOUNT:
             return [Period(self.starts, self.ends)]
         months = Cycle(Frequency.MONTH, day=self.starts.day)
-        return [Period(max(p.start, self.starts), min(p.end, self.ends)) for p in months.periods(self.starts, self.ends)]
+        return [Period(max(p.start, self.starts), min(p.end, self.ends))
+                for p in months.periods(self.starts, self.ends)]
 
     def takes(self, line: Line) -> bool:
         return (line.subscription == self.subscription and line.kind in DISCOUNTABLE

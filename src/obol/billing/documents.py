@@ -39,7 +39,7 @@ from django.db import transaction
 from django.template import Context, Engine
 
 from obol.billing.models import Invoice, InvoiceDocument, InvoiceTemplate
-from obol.billing.usage_charges import USAGE
+from obol.billing.usage_charges import USAGE, usage_code
 from obol.core.money import Amount, digits
 from obol.core.rounding import RoundingPlace, round_amount
 from obol.core.tenancy import current_tenant
@@ -130,8 +130,7 @@ def itemised_calls(invoice: Invoice, lines: list) -> tuple[list[dict], int]:
     for r in records.values_list("start", "subscription_id", "service", "destination", "destination_group",
                                  "quantity", "included", "price_micros", "cycle_start").iterator():
         start, subscription_id, service, destination, group, quantity, included, micros, period = r
-        code = f"usage:{service}:{group}" if group else f"usage:{service}"
-        if (subscription_id, code, period) not in keys:  # not one of this invoice's usage lines
+        if (subscription_id, usage_code(service, group), period) not in keys:  # not one of this invoice's usage lines
             continue
         if len(calls) == MAX_CALLS:
             more += 1

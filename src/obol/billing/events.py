@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 
 from obol.balances import promotions
 from obol.billing import charges, discounts
@@ -170,8 +170,8 @@ def usage_of(accounts: list[BillingAccount], target: date, steps: dict[int, list
         Q(accrued_micros__gt=0) | Q(price_micros=0))
     rows = filter_in(records
                      .values("account_id", "subscription_id", "service", "destination_group", "cycle_start")
-                     .annotate(micros=Sum("accrued_micros"), billed=Sum("billed"), included=Sum("included"),
-                               records=Count("id")).order_by(), "account_id", list(billed))
+                     .annotate(micros=Sum("accrued_micros"), billed=Sum("billed"), included=Sum("included"))
+                     .order_by(), "account_id", list(billed))
     rows = list(rows)
     services = {s.code: s for s in Service.objects.filter(code__in={r["service"] for r in rows})}
     found: dict[int, list[UsageAggregate] | None] = {a.pk: [] if a.pk in billed else None for a in accounts}
@@ -186,8 +186,9 @@ def usage_of(accounts: list[BillingAccount], target: date, steps: dict[int, list
         found[account.pk].append(UsageAggregate(
             str(r["subscription_id"]), r["service"], r["destination_group"], Period(start, end),
             Decimal(r["micros"] or 0).scaleb(-6), Decimal(r["billed"] or 0), Decimal(r["included"] or 0),
-            r["records"], service.unit if service else "", name,
-            charge.tax_category if charge else "standard", _revenue(charge) if charge else ""))
+            unit=service.unit if service else "", name=name,
+            tax_category=charge.tax_category if charge else "standard",
+            revenue_account=_revenue(charge) if charge else ""))
     return found
 
 
@@ -207,11 +208,13 @@ def discounts_of(accounts: list[BillingAccount], target: date) -> dict[int, list
             found[account_id].append(discounts.Discount(
                 f"discount:{d.application_id}", f"{d.promotion_name} ({d.promotion_code})", str(d.subscription_id),
                 d.kind, d.starts, d.ends, percent=d.percent, amount=d.amount.value if d.amount else None,
-                charge_kinds=d.charge_kinds, charge_codes=d.charge_codes, currency=d.amount.unit.code if d.amount else ""))
+                charge_kinds=d.charge_kinds, charge_codes=d.charge_codes,
+                currency=d.amount.unit.code if d.amount else ""))
     return found
 
 
-_LINE_FIELDS = ("pk", "invoice__account_id", "subscription_id", "charge_code", "name", "kind", "amount", "service_start",
+_LINE_FIELDS = ("pk", "invoice__account_id", "subscription_id", "charge_code", "name", "kind", "amount",
+                "service_start",
                 "service_end", "per_period", "period_start", "period_end", "tax_category", "reverses_id", "label",
                 "revenue_account", "quantity", "included", "unit", "credits_id")
 

@@ -155,7 +155,8 @@ class InvoiceLine(TenantOwned):
     tax_code = models.CharField(max_length=4, default="S")
     tax_rate = ExactDecimalField(default=0)
     reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                 help_text="The line whose service days this line takes back (repairs, full credit notes)")
+                                 help_text="The line whose service days this line takes back "
+                                           "(repairs, full credit notes)")
     credits = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                 help_text="A credit note's line: the invoice line it credits")
 

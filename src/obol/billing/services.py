@@ -127,7 +127,8 @@ def _draft(account: BillingAccount, target: date, lines: list[charges.Line], kno
                       gross=totals.gross, kind=Invoice.Kind.CREDIT_NOTE if credited else Invoice.Kind.INVOICE)
     if credited is not None:
         invoice.credited = credited
-    rows = [(n, int(line.subscription) if line.subscription else None, line.code, line.kind, line.name, line.label, line.amount, line.start,
+    rows = [(n, int(line.subscription) if line.subscription else None, line.code, line.kind, line.name, line.label,
+             line.amount, line.start,
              line.end, line.period.start if line.period else None, line.period.end if line.period else None,
              line.per_period, line.tax_category, line.revenue_account, rate.code, rate.rate,
              int(line.reverses) if line.reverses else None,

@@ -29,8 +29,8 @@ USAGE = "usage"
 @dataclass(frozen=True)
 class UsageAggregate:
     """The rated usage of one subscription's service and destination group in one usage period:
-    `amount` the exact sum of the records' prices; `quantity` the units priced; `included` the units
-    allowances paid."""
+    `amount` the exact sum of what the records accrued (their prices, for a postpaid account);
+    `quantity` the units priced; `included` the units allowances paid."""
 
     subscription: str
     service: str
@@ -39,7 +39,6 @@ class UsageAggregate:
     amount: Decimal
     quantity: Decimal
     included: Decimal = Decimal(0)
-    records: int = 0
     unit: str = ""
     name: str = ""
     tax_category: str = "standard"
@@ -47,11 +46,12 @@ class UsageAggregate:
 
     @property
     def code(self) -> str:
-        return f"usage:{self.service}:{self.destination_group}" if self.destination_group else f"usage:{self.service}"
+        return usage_code(self.service, self.destination_group)
 
-    @property
-    def label(self) -> str:
-        return label_of(self.quantity, self.included, self.unit)
+
+def usage_code(service: str, destination_group: str) -> str:
+    """The charge code of a usage line: its service and destination group."""
+    return f"usage:{service}:{destination_group}" if destination_group else f"usage:{service}"
 
 
 def label_of(quantity: Decimal, included: Decimal, unit: str) -> str:

@@ -59,25 +59,10 @@ def filter_in(queryset: QuerySet, field: str, values: Iterable, size: int = IN_B
 
 
 def update_column(model: type[Model], field_name: str, values: Mapping[Any, Any]) -> None:
-    """Set one column of many rows by primary key ({pk: value}) in one statement on PostgreSQL
-    (UPDATE ... FROM unnest) and one executemany on SQLite. The values go through the field's own
-    database conversion (exact decimals stay exact). The caller holds the rows' locks; no signals,
-    no `save()`: for bulk writes of caches such as pocket balances."""
-    if not values:
-        return
-    field = model._meta.get_field(field_name)
-    table, column, pk = model._meta.db_table, field.column, model._meta.pk.column
-    pks = list(values)
-    prepared = [field.get_db_prep_value(values[key], connection) for key in pks]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cast = field.db_type(connection)
-            cursor.execute(
-                f'UPDATE "{table}" SET "{column}" = v.value FROM unnest(%s::bigint[], %s::{cast}[]) AS v(id, value) '
-                f'WHERE "{table}"."{pk}" = v.id', [pks, prepared])
-        else:  # the raw connection: Django's wrapper costs more than SQLite's update by rowid
-            connection.connection.executemany(f'UPDATE "{table}" SET "{column}" = ? WHERE "{pk}" = ?',
-                                              zip(prepared, pks))
+    """Set one column of many rows by primary key ({pk: value}): `update_columns` with one column.
+    The caller holds the rows' locks; no signals, no `save()`: for bulk writes of caches such as
+    pocket balances."""
+    update_columns(model, [field_name], {key: (value,) for key, value in values.items()})
 
 
 _AS_IS = {"CharField", "TextField", "SlugField", "EmailField", "IntegerField", "BigIntegerField", "SmallIntegerField",
