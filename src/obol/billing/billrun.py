@@ -12,6 +12,13 @@
 - `apply` runs accept, cancel or issue on the run's invoices (all, or a selection), CHUNK invoices
   per transaction (`services.move_many`), recording errors the same way.
 - `chunk=(k, n)` takes every n-th account from the k-th, so n processes can share a run.
+- Generate, issue and cancel of more than a chunk first refresh PostgreSQL's statistics of the
+  tables they read (`refresh_statistics`): they have just grown by bulk writes (the day's rated
+  records, the drafts of the step before), and with the figures of the smaller table the planner
+  scans every row of the tenant for each chunk instead of using the index (a quarter of the time of
+  generate and half of issue at 5,000 accounts, growing with the square of the run). Generate
+  refreshes them again whenever its invoices have doubled the table (`GrowingTables`: a tenant's
+  first run).
 """
 from __future__ import annotations
 
@@ -25,10 +32,11 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 
-from obol.billing import services
-from obol.billing.models import BillRun, BillRunError, Invoice
+from obol.billing import events, services
+from obol.billing.models import BillRun, BillRunError, Invoice, InvoiceLine, InvoiceTax
 from obol.core import audit, clock
 from obol.core.actors import Actor
+from obol.core.bulk import GrowingTables, refresh_statistics
 from obol.core.errors import ObolError, ValidationFailed
 from obol.core.money import digits
 from obol.customers.models import BillingAccount, Reseller
@@ -141,11 +149,17 @@ def _add(summary: Summary, invoice: Invoice) -> None:
 CHUNK = 500  # accounts per transaction of generate
 
 
+def refresh_statistics_for(step: str) -> None:
+    """The planner's statistics of the tables `step` reads (see the module's docstring)."""
+    refresh_statistics(*(events.tables_read() if step == "generate" else (Invoice, InvoiceLine, InvoiceTax)))
+
+
 def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
              progress: Callable[[int, int], None] | None = None) -> Summary:
     """Each account's draft invoice (see the module's docstring), CHUNK accounts per transaction
     (`services.generate_many`: a handful of queries and bulk writes per chunk); `progress(done,
-    total)` after each chunk."""
+    total)` after each chunk. The whole run in one process refreshes the statistics first (with
+    several, the command that starts them does)."""
     began = time.perf_counter()
     summary = Summary(run.pk, "generate", run.day.isoformat())
     k, n = chunk
@@ -154,6 +168,9 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
                   .values_list("account_id", flat=True))
     summary.taken, summary.skipped = len(ids), len([pk for pk in ids if pk in holding])
     todo = [pk for pk in ids if pk not in holding]
+    if n == 1 and len(todo) > CHUNK:
+        refresh_statistics_for("generate")
+    growing = GrowingTables(Invoice, InvoiceLine, InvoiceTax) if len(todo) > CHUNK else None
     versions: dict = {}  # plan versions, read once for the run
     for start in range(0, len(todo), CHUNK):
         part = todo[start:start + CHUNK]
@@ -176,6 +193,8 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
             else:
                 summary.done += 1
         made = [pk for pk, found in outcome.items() if isinstance(found, Invoice)]
+        if growing is not None:
+            growing.added(len(made))
         for document in Invoice.objects.filter(bill_run=run, account_id__in=made).exclude(
                 state=Invoice.State.CANCELLED).only("gross", "currency"):  # invoices and repairs credit notes
             _add(summary, document)
@@ -238,6 +257,8 @@ def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (),
         invoices = invoices.filter(Q(number__in=numbers) | Q(pk__in=ids, number=""))
     chosen = list(invoices.order_by("pk").values_list("pk", "account_id"))
     summary.taken = len(chosen)
+    if step in ("issue", "cancel") and len(chosen) > CHUNK:  # they read the invoices' lines
+        refresh_statistics_for(step)
     accounts = dict(chosen)
     for start in range(0, len(chosen), CHUNK):
         part = [pk for pk, _ in chosen[start:start + CHUNK]]

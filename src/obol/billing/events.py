@@ -235,6 +235,12 @@ class _Subscription:
     start_date: date
 
 
+def tables_read() -> tuple:
+    """The models whose tables `events_of` reads (for `core.bulk.refresh_statistics`)."""
+    from obol.balances.models import PromotionApplication
+    return (BillingAccount, Subscription, SubscriptionChange, Invoice, InvoiceLine, RatedRecord, PromotionApplication)
+
+
 def events_of(accounts: list[BillingAccount], target: date,
               versions: dict[int, list[PricePlanVersion]] | None = None) -> dict[int, charges.Events]:
     """The billing events of each account that can matter on `target`, read with a handful of

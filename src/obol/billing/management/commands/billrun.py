@@ -131,6 +131,7 @@ class Command(BaseCommand):
     def _parallel(self, run: BillRun, workers: int) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("--workers: parallel processes need PostgreSQL (SQLite has one writer); use 1")
+        billrun.refresh_statistics_for("generate")  # once, before the workers (each takes a chunk)
         argv = [sys.executable, "-m", "obol", "billrun", "generate", str(run.pk), "--tenant", self.tenant.code,
                 "--json"]
         children = [subprocess.Popen([*argv, "--chunk", f"{k}/{workers}"], stdout=subprocess.PIPE, text=True)
