@@ -49,6 +49,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from obol.core.errors import ValidationFailed
 from obol.core.money import EXACT
@@ -259,7 +260,7 @@ class _Ledger:
                     reverses=item.id, label=item.label, revenue_account=item.revenue_account)
 
 
-def _periods(charge: RecurringCharge, ledger: _Ledger, until: date) -> list[Period]:
+def _periods(charge: RecurringCharge, ledger: _Ledger, until: date) -> Sequence[Period]:
     """The charge's service periods (its cycle as it is now) from its first billed or invoiced day
     to the day before `until`: every day is in exactly one of them, whatever cycle older lines were
     cut by."""
@@ -267,12 +268,17 @@ def _periods(charge: RecurringCharge, ledger: _Ledger, until: date) -> list[Peri
     if not starts:
         return []
     ends = [span.end for span in charge.spans] + [item.end for item in ledger.items]
-    last = None if None in ends else max(ends)
-    found, period = [], charge.cycle.period_containing(min(starts))
-    while period.start < until and (last is None or period.start < last):
+    return _cycle_periods(charge.cycle, min(starts), until if None in ends else min(until, max(ends)))
+
+
+@lru_cache(maxsize=4096)  # pure; a bill run asks it for the same few cycles and days for every account
+def _cycle_periods(cycle: Cycle, first: date, stop: date) -> tuple[Period, ...]:
+    """The cycle's periods from the one containing `first` to the last starting before `stop`."""
+    found, period = [], cycle.period_containing(first)
+    while period.start < stop:
         found.append(period)
-        period = charge.cycle.next(period)
-    return found
+        period = cycle.next(period)
+    return tuple(found)
 
 
 def recurring_lines(charge: RecurringCharge, invoiced: Sequence[Line], target: date, rounder: Rounder,

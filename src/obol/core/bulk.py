@@ -5,7 +5,7 @@ that at a few statements instead of a query (or a model save) per row.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -111,40 +111,69 @@ class GrowingTables:
             self.since, self.known = 0, self._rows()
 
 
-def _converter(field):
-    """How a value of `field` goes to the database, or None where it goes as it is (text and whole
-    numbers, and the ids of foreign keys): exact decimals checked as the field checks them and, on
-    SQLite, in their one text form (equal amounts are checked once per statement: they repeat);
-    dates as they are on PostgreSQL and ISO text on SQLite; anything else through the field's own
-    conversion. The same values as the field's, without its per-value call chain."""
+def _converter(field) -> Callable[[Sequence], Sequence] | None:
+    """How a column of `field`'s values goes to the database (a function of the column), or None
+    where they go as they are (text and whole numbers, and the ids of foreign keys): exact decimals
+    checked as the field checks them and, on SQLite, in their one text form; dates and moments as
+    they are on PostgreSQL and as text on SQLite; anything else through the field's own conversion.
+    The same values as the field's, without its per-value call chain; amounts, dates and a step's
+    moment repeat in a bulk write, and are converted once per distinct value (`_distinct`)."""
     target = field.target_field if field.is_relation else field
     kind = target.get_internal_type()
     sqlite = connection.vendor == "sqlite"
     if kind in _AS_IS:
         return None
+
+    def own(value):
+        return None if value is None else field.get_db_prep_save(value, connection)
+
     if kind == "ExactDecimalField":
-        from obol.core.fields import canonical_text, check_storable
-
-        known: dict[Decimal, str | bool] = {}  # equal decimals are equally storable, with one text form
-
-        def exact(value):
-            if type(value) is not Decimal:
-                return None if value is None else field.get_db_prep_save(value, connection)
-            found = known.get(value)
-            if found is None:
-                found = known[value] = canonical_text(check_storable(value, field.name)) if sqlite else True
-            return found if sqlite else value  # PostgreSQL keeps the value's own scale (15.00, not 15)
-        return exact
+        return _exact(field, sqlite)
     if kind == "DateTimeField" and not sqlite:  # an aware datetime goes as it is (psycopg keeps its zone)
-        return lambda value: value if type(value) is datetime and value.tzinfo is not None \
-            else field.get_db_prep_save(value, connection)
+        return lambda column: [value if type(value) is datetime and value.tzinfo is not None else own(value)
+                               for value in column]
+    if kind == "DateTimeField":  # SQLite: text in UTC
+        return _distinct(own)
     if kind == "DateField" and sqlite:
-        return lambda value: value.isoformat() if type(value) is date else (
-            None if value is None else field.get_db_prep_save(value, connection))
+        return _distinct(lambda value: value.isoformat() if type(value) is date else own(value))
     if kind == "DateField":
-        return lambda value: value if type(value) is date or value is None else field.get_db_prep_save(value,
-                                                                                                         connection)
-    return lambda value: None if value is None else field.get_db_prep_save(value, connection)
+        return lambda column: [value if type(value) is date else own(value) for value in column]
+    return lambda column: list(map(own, column))
+
+
+def _distinct(one: Callable[[Any], Any]) -> Callable[[Sequence], list]:
+    """A column converter that calls `one` once per distinct value (values equal as Python compares
+    them convert alike: a date, an amount, a moment)."""
+    known: dict = {None: None}
+
+    def convert(column: Sequence) -> list:
+        for value in set(column).difference(known):
+            known[value] = one(value)
+        return list(map(known.__getitem__, column))
+    return convert
+
+
+def _exact(field, sqlite: bool) -> Callable[[Sequence], Sequence]:
+    """Exact decimals, each distinct amount checked once (equal decimals are equally storable and
+    have one text form): SQLite gets the text form, PostgreSQL the decimals as they are (numeric
+    keeps their scale: 15.00, not 15)."""
+    from obol.core.fields import canonical_text, check_storable
+
+    def one(value):
+        if type(value) is not Decimal:
+            return field.get_db_prep_save(value, connection)
+        checked = check_storable(value, field.name)
+        return canonical_text(checked) if sqlite else True  # True: the decimal itself
+
+    distinct = _distinct(one)
+    if sqlite:
+        return distinct
+
+    def convert(column: Sequence) -> Sequence:
+        out = distinct(column)
+        return column if all(found is True or found is None for found in out) else [
+            value if found is True else found for value, found in zip(column, out, strict=True)]
+    return convert
 
 
 def _converted(fields: Sequence[Field], rows: Iterable[Sequence]) -> list[tuple]:
@@ -157,8 +186,7 @@ def _converted(fields: Sequence[Field], rows: Iterable[Sequence]) -> list[tuple]
     if len(columns) != len(fields):
         raise ValueError(f"rows of {len(columns)} values for {len(fields)} columns")
     converters = [_converter(field) for field in fields]
-    return list(zip(*[column if to is None else map(to, column)
-                      for to, column in zip(converters, columns, strict=True)]))
+    return list(zip(*[column if to is None else to(column) for to, column in zip(converters, columns, strict=True)]))
 
 
 def _prepared(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence]):
