@@ -1,5 +1,6 @@
-"""PostgreSQL's planner statistics of tables a mass process grows: `refresh_statistics` brings them
-up to date, and `GrowingTables` does so again once the rows added outnumber those they know."""
+"""The planner's statistics of tables a mass process grows (PostgreSQL's pg_class, SQLite's
+sqlite_stat1): `refresh_statistics` brings them up to date, and `GrowingTables` does so again once
+the rows added outnumber those they know."""
 import pytest
 from django.db import connection
 
@@ -7,14 +8,16 @@ from obol.core.bulk import GrowingTables, refresh_statistics
 from obol.core.models import Counter
 from obol.core.tenancy import tenant_context
 
-pytestmark = [pytest.mark.django_db,
-              pytest.mark.skipif(connection.vendor != "postgresql", reason="planner statistics of PostgreSQL")]
+pytestmark = pytest.mark.django_db
 
 
 def rows_known() -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'core_counter'")
-        return int(cursor.fetchone()[0])
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'core_counter'")
+            return int(cursor.fetchone()[0])
+        cursor.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'core_counter'")
+        return int(cursor.fetchone()[0].split()[0])
 
 
 def rows_stored() -> int:
