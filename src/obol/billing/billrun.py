@@ -11,7 +11,8 @@
   account, as an uninterrupted run would.
 - `apply` runs accept, cancel or issue on the run's invoices (all, or a selection), CHUNK invoices
   per transaction (`services.move_many`), recording errors the same way.
-- `chunk=(k, n)` takes every n-th account from the k-th, so n processes can share a run.
+- `chunk=(k, n)` takes every n-th account from the k-th, so n processes can share a run;
+  `generate_parallel` forks n of them (PostgreSQL).
 - Generate, issue and cancel of more than a chunk first refresh the database's statistics of the
   tables they read (`refresh_statistics`): they have just grown by bulk writes (the day's rated
   records, the drafts of the step before), and with the figures of the smaller table (PostgreSQL)
@@ -24,13 +25,16 @@
 from __future__ import annotations
 
 import calendar
+import multiprocessing
+import queue
 import time
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.db.models import Q
 
 from obol.billing import events, services
@@ -40,6 +44,7 @@ from obol.core.actors import Actor
 from obol.core.bulk import GrowingTables, refresh_statistics
 from obol.core.errors import ObolError, ValidationFailed
 from obol.core.money import digits
+from obol.core.tenancy import current_tenant, tenant_context
 from obol.customers.models import BillingAccount, Reseller
 
 STEPS = ("accept", "cancel", "issue", "send")
@@ -142,9 +147,25 @@ def _failed(run: BillRun, account_id: int, step: str, error: Exception) -> None:
         "code": code, "field": where, "message": message, "created_at": clock.now()})
 
 
-def _add(summary: Summary, invoice: Invoice) -> None:
-    total = Decimal(summary.gross.get(invoice.currency, "0")) + invoice.gross
-    summary.gross[invoice.currency] = digits(total, invoice.currency)
+def _add(summary: Summary, amounts: Iterable[tuple[str, Decimal]]) -> None:
+    """Add documents' (currency, gross) to the summary's gross per currency."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for currency, gross in amounts:
+        totals[currency] += gross
+    for currency, total in totals.items():
+        summary.gross[currency] = digits(Decimal(summary.gross.get(currency, "0")) + total, currency)
+
+
+def _failed_before(run: BillRun, step: str) -> set[int]:
+    """The accounts whose `step` of the run failed before (their errors go once it succeeds)."""
+    return set(BillRunError.objects.filter(run=run, step=step).values_list("account_id", flat=True))
+
+
+def _clear(run: BillRun, step: str, accounts: Iterable[int], failed_before: set[int]) -> None:
+    """Forget the earlier errors of `accounts` (they have now passed the step)."""
+    cleared = [pk for pk in accounts if pk in failed_before]
+    if cleared:
+        BillRunError.objects.filter(run=run, step=step, account_id__in=cleared).delete()
 
 
 CHUNK = 500  # accounts per transaction of generate
@@ -172,6 +193,7 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
     if n == 1 and len(todo) > CHUNK:
         refresh_statistics_for("generate")
     growing = GrowingTables(Invoice, InvoiceLine, InvoiceTax) if len(todo) > CHUNK else None
+    failed_before = _failed_before(run, "generate")
     versions: dict = {}  # plan versions, read once for the run
     for start in range(0, len(todo), CHUNK):
         part = todo[start:start + CHUNK]
@@ -196,17 +218,85 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
         made = [pk for pk, found in outcome.items() if isinstance(found, Invoice)]
         if growing is not None:
             growing.added(len(made))
-        for document in Invoice.objects.filter(bill_run=run, account_id__in=made).exclude(
-                state=Invoice.State.CANCELLED).only("gross", "currency"):  # invoices and repairs credit notes
-            _add(summary, document)
-        BillRunError.objects.filter(run=run, step="generate").exclude(
-            account_id__in=[pk for pk, found in outcome.items() if isinstance(found, Exception)]).filter(
-            account_id__in=part).delete()
+        _add(summary, Invoice.objects.filter(bill_run=run, account_id__in=made).exclude(  # and repairs credit notes
+            state=Invoice.State.CANCELLED).values_list("currency", "gross"))
+        _clear(run, "generate", [pk for pk in part if not isinstance(outcome.get(pk), Exception)], failed_before)
         if progress:
             progress(summary.skipped + start + len(part), len(ids))
     _recount(run)
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def generate_parallel(actor: Actor, run: BillRun, workers: int,
+                      progress: Callable[[int, int], None] | None = None) -> Summary:
+    """`generate` in `workers` processes forked from this one (PostgreSQL: SQLite has one writer),
+    the k-th taking `chunk=(k, workers)`; their summaries added up, `seconds` the wall time.
+    Forked, a worker starts in milliseconds with this process's set-up (a new interpreter takes a
+    second). The statistics are refreshed once, here. A worker that fails or is killed leaves its
+    accounts to the next `generate` of the run, which resumes it."""
+    if connection.vendor != "postgresql":
+        raise ValidationFailed("workers: parallel processes need PostgreSQL (SQLite has one writer); use 1",
+                               field="workers")
+    began = time.perf_counter()
+    refresh_statistics_for("generate")
+    context = multiprocessing.get_context("fork")
+    reports = context.Queue()
+    connections.close_all()  # each process opens its own
+    children = [context.Process(target=_generate_part, args=(actor, run.pk, current_tenant(), (k, workers), reports))
+                for k in range(workers)]
+    for child in children:
+        child.start()
+    counts: dict[int, tuple[int, int]] = {}
+    parts: dict[int, dict] = {}
+    failed: dict[int, str] = {}
+    pending = set(range(workers))
+    while pending:
+        try:
+            kind, k, payload = reports.get(timeout=1)
+        except queue.Empty:  # a worker killed (kill -9, out of memory) reports nothing
+            for k in [k for k in pending if children[k].exitcode not in (None, 0)]:
+                failed[k] = f"ended with exit code {children[k].exitcode}"
+                pending.discard(k)
+            continue
+        if kind == "progress":
+            counts[k] = payload
+            if progress:
+                progress(sum(done for done, _ in counts.values()), sum(total for _, total in counts.values()))
+            continue
+        pending.discard(k)
+        if kind == "done":
+            parts[k] = payload
+        else:
+            failed[k] = payload
+    for child in children:
+        child.join()
+    if failed:
+        raise ObolError("generate: " + "; ".join(f"worker {k} {why}" for k, why in sorted(failed.items())) +
+                        "; the other workers' invoices are made: run generate again to resume", code="worker_failed")
+    run.refresh_from_db()
+    _recount(run)
+    summary = Summary(run.pk, "generate", run.day.isoformat())
+    for part in parts.values():
+        for name in ("taken", "done", "nothing_due", "errors", "skipped"):
+            setattr(summary, name, getattr(summary, name) + part[name])
+        _add(summary, [(currency, Decimal(total)) for currency, total in part["gross"].items()])
+    summary.seconds = time.perf_counter() - began
+    return summary
+
+
+def _generate_part(actor: Actor, run_id: int, tenant, chunk: tuple[int, int], reports) -> None:
+    """A forked worker of `generate_parallel`: its chunk of the run, reported on `reports`."""
+    try:
+        with tenant_context(tenant):
+            summary = generate(actor, BillRun.objects.get(pk=run_id), chunk=chunk,
+                               progress=lambda done, total: reports.put(("progress", chunk[0], (done, total))))
+        reports.put(("done", chunk[0], asdict(summary)))
+    except BaseException as error:
+        reports.put(("failed", chunk[0], f"failed: {type(error).__name__}: {error}"))
+        raise
+    finally:
+        connections.close_all()
 
 
 def _recount(run: BillRun) -> None:
@@ -261,6 +351,7 @@ def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (),
     if step in ("issue", "cancel") and len(chosen) > CHUNK:  # they read the invoices' lines
         refresh_statistics_for(step)
     accounts = dict(chosen)
+    failed_before = _failed_before(run, step)
     for start in range(0, len(chosen), CHUNK):
         part = [pk for pk, _ in chosen[start:start + CHUNK]]
         if step == "send":
@@ -273,9 +364,9 @@ def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (),
                 summary.errors += 1
             else:
                 summary.done += 1
-                _add(summary, found)
-        BillRunError.objects.filter(run=run, step=step, account_id__in=[
-            accounts[pk] for pk, found in outcome.items() if not isinstance(found, ObolError)]).delete()
+        _add(summary, [(found.currency, found.gross) for found in outcome.values() if not isinstance(found, ObolError)])
+        _clear(run, step, [accounts[pk] for pk, found in outcome.items() if not isinstance(found, ObolError)],
+               failed_before)
         if progress:
             progress(start + len(part), len(chosen))
     summary.seconds = time.perf_counter() - began

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
@@ -30,6 +29,7 @@ from rich.text import Text
 from obol.billing import billrun
 from obol.billing.models import BillRun, BillRunError
 from obol.core.actors import Actor
+from obol.core.errors import ObolError
 from obol.core.management.base import day_option, reported_errors, tenant_from_option
 from obol.core.tenancy import tenant_context
 
@@ -131,22 +131,20 @@ class Command(BaseCommand):
     def _parallel(self, run: BillRun, workers: int) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("--workers: parallel processes need PostgreSQL (SQLite has one writer); use 1")
-        billrun.refresh_statistics_for("generate")  # once, before the workers (each takes a chunk)
-        argv = [sys.executable, "-m", "obol", "billrun", "generate", str(run.pk), "--tenant", self.tenant.code,
-                "--json"]
-        children = [subprocess.Popen([*argv, "--chunk", f"{k}/{workers}"], stdout=subprocess.PIPE, text=True)
-                    for k in range(workers)]
-        results = [json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children]
-        if any(child.returncode for child in children):
-            raise CommandError("a worker failed; run `obol billrun generate RUN` again to resume")
-        run.refresh_from_db()
-        total = {key: sum(r[key] for r in results) for key in ("taken", "done", "nothing_due", "errors", "skipped")}
-        seconds = max(r["seconds"] for r in results)
-        out = {"run": run.pk, "step": "generate", "day": run.day.isoformat(), "workers": workers, **total,
-               "seconds": seconds, "per_second": round(total["done"] / seconds, 1) if seconds else 0.0}
-        self.stdout.write(json.dumps(out) if self.as_json else
-                          f"bill run {run.pk} ({run.day}) generate with {workers} workers: {total['done']} invoices, "
-                          f"{total['nothing_due']} with nothing due, {total['errors']} errors; {seconds:.1f} s")
+        with self._progress(f"invoices ({workers} workers)") as progress:
+            task = progress.add_task("", total=None)
+            try:
+                summary = billrun.generate_parallel(
+                    self.actor, run, workers,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total))
+            except ObolError as error:
+                raise CommandError(error.message) from None
+        out = {**summary.as_dict(), "workers": workers}
+        self.stdout.write(json.dumps(out) if self.as_json else f"{summary} with {workers} workers")
+        if summary.errors:
+            self._errors(run, "generate")
+            raise CommandError(f"{summary.errors} account(s) failed; the others are done. Fix them, then run "
+                               f"`obol billrun generate {run.pk}` again")
 
     def _move(self, step, run, invoices=None, accounts=None, on=None, **_):
         found = self._run(run)
