@@ -41,7 +41,7 @@ from obol.billing import events, services
 from obol.billing.models import BillRun, BillRunError, Invoice, InvoiceLine, InvoiceTax
 from obol.core import audit, clock
 from obol.core.actors import Actor
-from obol.core.bulk import GrowingTables, refresh_statistics
+from obol.core.bulk import GrowingTables, collected_per_chunk, refresh_statistics
 from obol.core.errors import ObolError, ValidationFailed
 from obol.core.money import digits
 from obol.core.tenancy import current_tenant, tenant_context
@@ -195,34 +195,36 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
     growing = GrowingTables(Invoice, InvoiceLine, InvoiceTax) if len(todo) > CHUNK else None
     failed_before = _failed_before(run, "generate")
     versions: dict = {}  # plan versions, read once for the run
-    for start in range(0, len(todo), CHUNK):
-        part = todo[start:start + CHUNK]
-        accounts = list(BillingAccount.objects.filter(pk__in=part).select_related("customer").order_by("pk"))
-        try:
-            outcome = services.generate_many(actor, accounts, run.day, bill_run=run, versions=versions)
-        except ObolError:  # the chunk as a whole failed: account by account, to keep each one's reason
-            outcome = {}
-            for account in accounts:
-                try:
-                    outcome[account.pk] = services.generate(actor, account, run.day, bill_run=run)
-                except Exception as error:  # noqa: BLE001 - kept against the account; the run goes on
-                    outcome[account.pk] = error
-        for account_id, found in outcome.items():
-            if isinstance(found, Exception):
-                _failed(run, account_id, "generate", found)
-                summary.errors += 1
-            elif found is None:
-                summary.nothing_due += 1
-            else:
-                summary.done += 1
-        made = [pk for pk, found in outcome.items() if isinstance(found, Invoice)]
-        if growing is not None:
-            growing.added(len(made))
-        _add(summary, Invoice.objects.filter(bill_run=run, account_id__in=made).exclude(  # and repairs credit notes
-            state=Invoice.State.CANCELLED).values_list("currency", "gross"))
-        _clear(run, "generate", [pk for pk in part if not isinstance(outcome.get(pk), Exception)], failed_before)
-        if progress:
-            progress(summary.skipped + start + len(part), len(ids))
+    with collected_per_chunk() as collect:
+        for start in range(0, len(todo), CHUNK):
+            part = todo[start:start + CHUNK]
+            accounts = list(BillingAccount.objects.filter(pk__in=part).select_related("customer").order_by("pk"))
+            try:
+                outcome = services.generate_many(actor, accounts, run.day, bill_run=run, versions=versions)
+            except ObolError:  # the chunk as a whole failed: account by account, to keep each one's reason
+                outcome = {}
+                for account in accounts:
+                    try:
+                        outcome[account.pk] = services.generate(actor, account, run.day, bill_run=run)
+                    except Exception as error:  # noqa: BLE001 - kept against the account; the run goes on
+                        outcome[account.pk] = error
+            for account_id, found in outcome.items():
+                if isinstance(found, Exception):
+                    _failed(run, account_id, "generate", found)
+                    summary.errors += 1
+                elif found is None:
+                    summary.nothing_due += 1
+                else:
+                    summary.done += 1
+            made = [pk for pk, found in outcome.items() if isinstance(found, Invoice)]
+            if growing is not None:
+                growing.added(len(made))
+            _add(summary, Invoice.objects.filter(bill_run=run, account_id__in=made).exclude(  # and repairs credit notes
+                state=Invoice.State.CANCELLED).values_list("currency", "gross"))
+            _clear(run, "generate", [pk for pk in part if not isinstance(outcome.get(pk), Exception)], failed_before)
+            if progress:
+                progress(summary.skipped + start + len(part), len(ids))
+            collect()
     _recount(run)
     summary.seconds = time.perf_counter() - began
     return summary
@@ -352,22 +354,24 @@ def apply(actor: Actor, run: BillRun, step: str, *, numbers: Sequence[str] = (),
         refresh_statistics_for(step)
     accounts = dict(chosen)
     failed_before = _failed_before(run, step)
-    for start in range(0, len(chosen), CHUNK):
-        part = [pk for pk, _ in chosen[start:start + CHUNK]]
-        if step == "send":
-            outcome = _send(actor, part)
-        else:
-            outcome = services.move_many(actor, part, step, **({"on": on} if step == "issue" else {}))
-        for pk, found in outcome.items():
-            if isinstance(found, ObolError):
-                _failed(run, accounts[pk], step, found)
-                summary.errors += 1
+    with collected_per_chunk() as collect:
+        for start in range(0, len(chosen), CHUNK):
+            part = [pk for pk, _ in chosen[start:start + CHUNK]]
+            if step == "send":
+                outcome = _send(actor, part)
             else:
-                summary.done += 1
-        _add(summary, [(found.currency, found.gross) for found in outcome.values() if not isinstance(found, ObolError)])
-        _clear(run, step, [accounts[pk] for pk, found in outcome.items() if not isinstance(found, ObolError)],
-               failed_before)
-        if progress:
-            progress(start + len(part), len(chosen))
+                outcome = services.move_many(actor, part, step, **({"on": on} if step == "issue" else {}))
+            for pk, found in outcome.items():
+                if isinstance(found, ObolError):
+                    _failed(run, accounts[pk], step, found)
+                    summary.errors += 1
+                else:
+                    summary.done += 1
+            moved = [found for found in outcome.values() if not isinstance(found, ObolError)]
+            _add(summary, [(found.currency, found.gross) for found in moved])
+            _clear(run, step, [accounts[found.pk] for found in moved], failed_before)
+            if progress:
+                progress(start + len(part), len(chosen))
+            collect()
     summary.seconds = time.perf_counter() - began
     return summary
