@@ -14,7 +14,8 @@ is asserted; the figures are printed beside the goal.
    discount. Bulk inserts, as the services write them (not counted).
 2. A bill run of every account for 1 December: generate (on PostgreSQL in `--workers` processes, one
    per core by default, as `obol billrun generate --workers N`), accept, issue, each step timed;
-   invoices/s from generate to issued, and the peak memory of the process.
+   invoices/s from generate to issued, and the peak memory of the process that ran it (the set-up runs
+   in one of its own before).
 3. The PDFs of the first `--pdfs` issued invoices, rendered and stored by `documents.store_pdfs` in
    `--pdf-workers` processes (default: one per core): documents/s, the workers' start included.
 """
@@ -172,8 +173,10 @@ def measure(accounts: int, pdfs: int, pdf_workers: int, workers: int) -> dict:
     return out
 
 
-def child(database_url: str, accounts: int, pdfs: int, pdf_workers: int, workers: int) -> None:
-    """One database, in this process (started by main with OBOL_DATABASE_URL set)."""
+def child(database_url: str, accounts: int, pdfs: int, pdf_workers: int, workers: int, setup: bool) -> None:
+    """One database, in this process (started by main with OBOL_DATABASE_URL set): with `setup`,
+    migrate and populate it; else measure the run, in a process of its own, so that the peak memory
+    is the run's (the set-up holds all its rows at once)."""
     import django
     django.setup()
     from django.core.management import call_command
@@ -181,15 +184,18 @@ def child(database_url: str, accounts: int, pdfs: int, pdf_workers: int, workers
     from obol.core.models import Tenant
     from obol.core.tenancy import tenant_context
 
-    t0 = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    tenant = Tenant.objects.create(code="bench", name="Billing bench", country="DE", default_currency="EUR")
-    with tenant_context(tenant):
-        populate(accounts)
-        setup = time.perf_counter() - t0
+    if setup:
+        t0 = time.perf_counter()
+        call_command("migrate", verbosity=0)
+        tenant = Tenant.objects.create(code="bench", name="Billing bench", country="DE", default_currency="EUR")
+        with tenant_context(tenant):
+            populate(accounts)
+        print(f"SETUP {time.perf_counter() - t0:.1f}", flush=True)
+        return
+    with tenant_context(Tenant.objects.get(code="bench")):
         result = measure(accounts, pdfs, pdf_workers, workers)
-    print(f"RESULT {setup:.1f} " + " ".join(f"{k}={v[0]}:{v[1]:.3f}" if isinstance(v, tuple) else f"{k}={v:.0f}"
-                                            for k, v in result.items()), flush=True)
+    print("RESULT " + " ".join(f"{k}={v[0]}:{v[1]:.3f}" if isinstance(v, tuple) else f"{k}={v:.0f}"
+                               for k, v in result.items()), flush=True)
 
 
 def main() -> None:
@@ -202,9 +208,10 @@ def main() -> None:
     parser.add_argument("--pdf-workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--pg-database", default=PG_DATABASE)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.accounts, args.pdfs, args.pdf_workers, args.workers)
+        return child(args.child, args.accounts, args.pdfs, args.pdf_workers, args.workers, args.setup)
     print(f"bill run: {args.accounts:,} accounts (proration, plan changes, terminations, usage, discounts), every "
           f"account on {RUN_DAY}; generate (PostgreSQL: {args.workers} processes) -> accept -> issue; then "
           f"{args.pdfs} PDFs in {args.pdf_workers} processes")
@@ -220,18 +227,20 @@ def main() -> None:
                 url = f"{PG_SERVER}/{args.pg_database}"
             env = {**os.environ, "OBOL_DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "obol.settings",
                    "OBOL_DEBUG": "0"}
-            done = subprocess.run([sys.executable, __file__, "--child", url, "--accounts", str(args.accounts),
-                                   "--pdfs", str(args.pdfs), "--pdf-workers", str(args.pdf_workers),
-                                   "--workers", str(args.workers)], env=env, capture_output=True, text=True,
-                                  check=False)
+            argv = [sys.executable, __file__, "--child", url, "--accounts", str(args.accounts), "--pdfs", str(args.pdfs),
+                    "--pdf-workers", str(args.pdf_workers), "--workers", str(args.workers)]
+            prepared = subprocess.run([*argv, "--setup"], env=env, capture_output=True, text=True, check=False)
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
             if database != "sqlite":
                 subprocess.run(["psql", f"{PG_SERVER}/postgres", "-qc", f"DROP DATABASE IF EXISTS {args.pg_database}"],
                                check=False)
+        setup = next((x.split()[1] for x in prepared.stdout.splitlines() if x.startswith("SETUP ")), None)
         line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            print(f"{database}: failed\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        if line is None or setup is None:
+            failed = done if setup is not None else prepared
+            print(f"{database}: failed\n{failed.stdout[-2000:]}\n{failed.stderr[-3000:]}")
             continue
-        _, setup, *pairs = line.split()
+        _, *pairs = line.split()
         figures = dict(pair.split("=") for pair in pairs)
 
         def rate(key):
