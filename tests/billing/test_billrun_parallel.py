@@ -3,7 +3,6 @@ every account gets exactly one invoice, the same as one process gives. A worker 
 its accounts to the next `generate`, which finishes the run."""
 import json
 import os
-from datetime import date
 from io import StringIO
 
 import pytest
