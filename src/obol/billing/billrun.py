@@ -225,7 +225,8 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
             if progress:
                 progress(summary.skipped + start + len(part), len(ids))
             collect()
-    _recount(run)
+    if n == 1:  # a chunk's process never closes the run: see generate_parallel, or generate it whole
+        _recount(run)
     summary.seconds = time.perf_counter() - began
     return summary
 
@@ -235,10 +236,16 @@ def generate_parallel(actor: Actor, run: BillRun, workers: int,
     """`generate` in `workers` processes forked from this one (PostgreSQL: SQLite has one writer),
     the k-th taking `chunk=(k, workers)`; their summaries added up, `seconds` the wall time.
     Forked, a worker starts in milliseconds with this process's set-up (a new interpreter takes a
-    second). The statistics are refreshed once, here. A worker that fails or is killed leaves its
-    accounts to the next `generate` of the run, which resumes it."""
+    second). The statistics are refreshed once, here, and the run counted (and closed, when every
+    worker finished) once, after them: a chunk's own process leaves that to whoever runs the whole.
+    A worker that fails or is killed is named in the error and leaves its accounts, and the run
+    open, to the next `generate` of the run, which resumes it. Not inside a transaction: the
+    workers could not see what it has not committed."""
     if connection.vendor != "postgresql":
         raise ValidationFailed("workers: parallel processes need PostgreSQL (SQLite has one writer); use 1",
+                               field="workers")
+    if connection.in_atomic_block:
+        raise ValidationFailed("workers: parallel processes cannot run inside a transaction; call it outside one",
                                field="workers")
     began = time.perf_counter()
     refresh_statistics_for("generate")
@@ -273,11 +280,11 @@ def generate_parallel(actor: Actor, run: BillRun, workers: int,
             failed[k] = payload
     for child in children:
         child.join()
+    run.refresh_from_db()
+    _recount(run, finished=not failed)  # the workers' chunks leave the run open
     if failed:
         raise ObolError("generate: " + "; ".join(f"worker {k} {why}" for k, why in sorted(failed.items())) +
                         "; the other workers' invoices are made: run generate again to resume", code="worker_failed")
-    run.refresh_from_db()
-    _recount(run)
     summary = Summary(run.pk, "generate", run.day.isoformat())
     for part in parts.values():
         for name in ("taken", "done", "nothing_due", "errors", "skipped"):
@@ -301,15 +308,16 @@ def _generate_part(actor: Actor, run_id: int, tenant, chunk: tuple[int, int], re
         connections.close_all()
 
 
-def _recount(run: BillRun) -> None:
-    """The run's figures from what is stored (several processes may have worked on it)."""
+def _recount(run: BillRun, finished: bool = True) -> None:
+    """The run's figures from what is stored (several processes may have worked on it); with
+    `finished` (every account was tried) and no errors, the run is generated."""
     invoices = Invoice.objects.filter(bill_run=run).exclude(state=Invoice.State.CANCELLED)
     run.invoices = invoices.count()  # documents: invoices and repairs credit notes
     run.errors = BillRunError.objects.filter(run=run, step="generate").count()
     run.accounts = accounts_of(run).count()
     invoiced = invoices.values("account_id").distinct().count()
     run.nothing_due = max(run.accounts - invoiced - run.errors, 0)
-    if run.errors == 0 and run.state == BillRun.State.OPEN:
+    if finished and run.errors == 0 and run.state == BillRun.State.OPEN:
         run.state, run.finished_at = BillRun.State.GENERATED, clock.now()
     run.save(update_fields=["invoices", "errors", "accounts", "nothing_due", "state", "finished_at"])
 

@@ -77,14 +77,16 @@ def collected_per_chunk() -> Iterator[Callable[[], Any]]:
     more objects were made than freed, and its full runs walk every object alive (the framework's,
     the run's caches): a fifth of a bill run's generate, measured. Inside, what is alive is frozen
     (never walked), automatic collection is off, and the caller calls the given `collect` after
-    each chunk, where the chunk's own cycles, if any, go. Restored on the way out."""
-    enabled = gc.isenabled()
+    each chunk, where the chunk's own cycles, if any, go. Restored on the way out (the freeze only
+    where nothing was frozen before)."""
+    enabled, frozen_before = gc.isenabled(), gc.get_freeze_count()
     gc.freeze()
     gc.disable()
     try:
         yield gc.collect
     finally:
-        gc.unfreeze()
+        if not frozen_before:  # Python thaws all or nothing: what was frozen before (a server's own
+            gc.unfreeze()      # freeze, an outer loop's) stays frozen, with what this call froze
         if enabled:
             gc.enable()
 
@@ -97,7 +99,8 @@ def refresh_statistics(*models: type[Model]) -> None:
     none unless asked), and reads every row of the tenant for each chunk through the tenant's index
     instead of the few it needs through the account's. PostgreSQL samples at most some 30,000 rows
     a table (tens of milliseconds); SQLite reads the whole table (about 25 ms per 100,000 rows; a
-    sample misjudges the tenant's share)."""
+    sample misjudges the tenant's share), so it does so only for a table that has grown by a
+    quarter since its statistics were taken."""
     if not models:
         return
     tables = [connection.ops.quote_name(model._meta.db_table) for model in models]
@@ -105,7 +108,12 @@ def refresh_statistics(*models: type[Model]) -> None:
         if connection.vendor == "postgresql":
             cursor.execute("ANALYZE " + ", ".join(tables))
         elif connection.vendor == "sqlite":
-            for table in tables:
+            for model, table in zip(models, tables, strict=True):
+                known = _rows_known(model)
+                if known:  # read again only once it has grown by a quarter (its largest rowid: no scan)
+                    cursor.execute(f"SELECT max(rowid) FROM {table}")
+                    if (cursor.fetchone()[0] or 0) < known * 1.25:
+                        continue
                 cursor.execute(f"ANALYZE {table}")
 
 
@@ -169,7 +177,7 @@ def _converter(field) -> Callable[[Sequence], Sequence] | None:
         return lambda column: [value if type(value) is datetime and value.tzinfo is not None else own(value)
                                for value in column]
     if kind == "DateTimeField":  # SQLite: text in UTC
-        return _distinct(own)
+        return _moments(own)
     if kind == "DateField" and sqlite:
         return _distinct(lambda value: value.isoformat() if type(value) is date else own(value))
     if kind == "DateField":
@@ -178,14 +186,37 @@ def _converter(field) -> Callable[[Sequence], Sequence] | None:
 
 
 def _distinct(one: Callable[[Any], Any]) -> Callable[[Sequence], list]:
-    """A column converter that calls `one` once per distinct value (values equal as Python compares
-    them convert alike: a date, an amount, a moment)."""
-    known: dict = {None: None}
-
+    """A column converter that calls `one` once per distinct value where the column holds one type
+    (equal values of one type convert alike: a date, an amount; `_exact` keeps each decimal's own
+    scale). A column of mixed types (1.5 or True among Decimals, which Python calls equal to them)
+    has each value converted, and refused, as itself."""
     def convert(column: Sequence) -> list:
+        kinds = set(map(type, column))
+        kinds.discard(type(None))
+        if len(kinds) > 1:
+            return [None if value is None else one(value) for value in column]
+        known: dict = {None: None}
         for value in set(column).difference(known):
             known[value] = one(value)
         return list(map(known.__getitem__, column))
+    return convert
+
+
+def _moments(one: Callable[[Any], Any]) -> Callable[[Sequence], list]:
+    """`_distinct` for date-times: a step stamps its rows with one moment. By value and fold: the
+    two 2:30s of a night the clocks go back are equal to Python, and an hour apart."""
+    def convert(column: Sequence) -> list:
+        known: dict = {}
+
+        def moment(value):
+            if value is None:
+                return None
+            key = (type(value), value, getattr(value, "fold", 0))
+            found = known.get(key, known)
+            if found is known:
+                found = known[key] = one(value)
+            return found
+        return list(map(moment, column))
     return convert
 
 
