@@ -12,7 +12,7 @@
 - `apply` runs accept, cancel or issue on the run's invoices (all, or a selection), CHUNK invoices
   per transaction (`services.move_many`), recording errors the same way.
 - `chunk=(k, n)` takes every n-th account from the k-th, so n processes can share a run;
-  `generate_parallel` forks n of them (PostgreSQL).
+  `generate_parallel` forks n of them (PostgreSQL) and counts the run after them.
 - Generate, issue and cancel of more than a chunk first refresh the database's statistics of the
   tables they read (`refresh_statistics`): they have just grown by bulk writes (the day's rated
   records, the drafts of the step before), and with the figures of the smaller table (PostgreSQL)
@@ -180,8 +180,9 @@ def generate(actor: Actor, run: BillRun, *, chunk: tuple[int, int] = (0, 1),
              progress: Callable[[int, int], None] | None = None) -> Summary:
     """Each account's draft invoice (see the module's docstring), CHUNK accounts per transaction
     (`services.generate_many`: a handful of queries and bulk writes per chunk); `progress(done,
-    total)` after each chunk. The whole run in one process refreshes the statistics first (with
-    several, the command that starts them does)."""
+    total)` after each chunk. The whole run in one process refreshes the statistics first, and
+    counts (and closes) the run at the end; a chunk of it leaves both to `generate_parallel`, or to
+    a whole `generate` after the chunks."""
     began = time.perf_counter()
     summary = Summary(run.pk, "generate", run.day.isoformat())
     k, n = chunk
