@@ -10,6 +10,7 @@ from obol.core.models import Tenant
 from obol.core.roles import Role
 from obol.core.tenancy import tenant_context
 from tests.support.api_client import ApiClient
+from tests.support.staff import log_in_staff
 
 
 @pytest.fixture
@@ -62,6 +63,12 @@ def readonly_api(tenant):
 @pytest.fixture
 def other_api(other_tenant):
     return ApiClient(_key(other_tenant, "clerk"))
+
+
+@pytest.fixture
+def staff(client, tenant):
+    """The test client logged in to the back office as the tenant's admin."""
+    return log_in_staff(client, tenant, Role.ADMIN)
 
 
 @pytest.fixture

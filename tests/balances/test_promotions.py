@@ -6,7 +6,6 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection, connections
 from django.urls import reverse
 
@@ -18,7 +17,6 @@ from obol.catalog.services import load_catalog
 from obol.core.audit import history
 from obol.core.clock import frozen
 from obol.core.errors import Conflict, Forbidden, ObolError, ValidationFailed
-from obol.core.models import StaffProfile
 from obol.core.money import Amount
 from obol.core.roles import Role
 from obol.core.tenancy import tenant_context
@@ -28,6 +26,7 @@ from obol.subscriptions import services as subscriptions
 from obol.subscriptions.models import SubscriptionChange
 from obol.subscriptions.signals import subscription_activated
 from tests.factories import make_account
+from tests.support.staff import log_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -867,10 +866,7 @@ def test_concurrent_applications_respect_the_limit_and_apply_once(tenant, system
 @pytest.fixture
 def staff(client, tenant):
     # A superuser tied to the tenant: core/roles.py does not list the balances app for roles yet.
-    user = get_user_model().objects.create_user("anna", password="x", is_staff=True, is_superuser=True)
-    StaffProfile.objects.create(user=user, tenant=tenant, role=Role.ADMIN)
-    client.force_login(user)
-    return client
+    return log_in_staff(client, tenant, Role.ADMIN, superuser=True)
 
 
 NEW_PROMOTION = {

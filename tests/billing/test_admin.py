@@ -21,14 +21,6 @@ from tests.billing.test_documents import invoice  # noqa: F401 - the fixture
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(client, tenant):
-    user = get_user_model().objects.create_user("anna", password="x", is_staff=True)
-    StaffProfile.objects.create(user=user, tenant=tenant, role=Role.ADMIN)
-    client.force_login(user)
-    return client
-
-
 def pdf_text(response) -> str:
     assert response["Content-Type"] == "application/pdf"
     return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)

@@ -4,15 +4,14 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from obol.catalog import services
 from obol.catalog.models import Charge, PricePlan, PricePlanVersion
 from obol.core.audit import history
 from obol.core.clock import frozen
-from obol.core.models import StaffProfile
 from obol.core.roles import Role
+from tests.support.staff import log_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +20,7 @@ TODAY = date(2026, 5, 10)
 
 @pytest.fixture
 def staff(client, tenant):
-    user = get_user_model().objects.create_user("anna", password="x", is_staff=True)
-    StaffProfile.objects.create(user=user, tenant=tenant, role=Role.CLERK)
-    client.force_login(user)
-    return client
+    return log_in_staff(client, tenant, Role.CLERK)
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 may be blank; what is filled in is checked and kept in its compact form, and a wrong value is
 refused naming the field, in the model, the admin and `obol tenant seller`."""
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from obol.core.errors import ValidationFailed
-from obol.core.models import AuditEvent, StaffProfile, Tenant
-from obol.core.roles import Role
+from obol.core.models import AuditEvent, Tenant
 from obol.core.tenancy import tenant_context
 from obol.core.validation import full_clean
 
@@ -43,14 +41,6 @@ def test_a_wrong_value_is_refused_naming_the_field(tenant, field, value, message
     with pytest.raises(ValidationFailed) as refused:
         full_clean(tenant)
     assert (refused.value.field, refused.value.message) == (field, message)
-
-
-@pytest.fixture
-def staff(client, tenant):
-    user = get_user_model().objects.create_user("anna", password="x", is_staff=True)
-    StaffProfile.objects.create(user=user, tenant=tenant, role=Role.ADMIN)
-    client.force_login(user)
-    return client
 
 
 def test_the_admin_edits_the_seller_and_says_which_field_is_wrong(staff, tenant):

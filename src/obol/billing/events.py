@@ -175,9 +175,10 @@ def usage_of(accounts: list[BillingAccount], target: date, steps: dict[int, list
     rows = list(rows)
     services = {s.code: s for s in Service.objects.filter(code__in={r["service"] for r in rows})}
     found: dict[int, list[UsageAggregate] | None] = {a.pk: [] if a.pk in billed else None for a in accounts}
+    cycles = {day: Cycle("month", day=day) for day in {a.bill_cycle_day for a in billed.values()}}  # the rating cycles
     for r in rows:
         account, start = billed[r["account_id"]], r["cycle_start"]
-        end = Cycle("month", day=account.bill_cycle_day).period_containing(start).end
+        end = cycles[account.bill_cycle_day].period_containing(start).end
         charge = _usage_charge(steps.get(r["subscription_id"], []), versions, r["service"], start)
         service = services.get(r["service"])
         name = (charge.name if charge else "") or (service.name if service else r["service"])

@@ -310,7 +310,7 @@ def insert_models(objects: Sequence[Model]) -> None:
 def update_columns(model: type[Model], columns: Sequence[str], values: Mapping[Any, Sequence]) -> None:
     """Set several columns of many rows by primary key ({pk: (value, ...)} in `columns` order) in
     one statement on PostgreSQL (UPDATE ... FROM unnest) and one executemany on SQLite; each value
-    through its field's conversion, as `update_column`. The caller holds the rows' locks."""
+    through its field's conversion (`_converter`, as `insert_values`). The caller holds the rows' locks."""
     if not values:
         return
     fields = [model._meta.get_field(column) for column in columns]
